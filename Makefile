@@ -1,0 +1,45 @@
+# Earshot: `make run` sets everything up and starts the service; `make test` runs the tests.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup run test lint typecheck pytest db-start db-stop schema bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@$(BIN)/earshot run
+
+db-start: setup
+	@$(BIN)/earshot db start
+
+db-stop:
+	@$(BIN)/earshot db stop
+
+lint:
+	$(BIN)/ruff check service detectors ingest tests bench
+	$(BIN)/hadolint Dockerfile
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: setup
+	@$(BIN)/earshot db start >/dev/null
+	@$(MAKE) --no-print-directory lint typecheck pytest
+
+# Regenerate migrations/schema.sql from a freshly migrated database (the drift test's reference).
+schema: setup
+	@$(BIN)/python -m tests.schema_tool
+
+bench: setup
+	@$(BIN)/earshot db start >/dev/null
+	$(BIN)/python -m bench.run
+
+clean:
+	-$(BIN)/earshot db stop
+	rm -rf .data .build

@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from service import logs, metrics, problems
+from service.api import health, v1
+from service.db import make_pool
+from service.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, pool: ConnectionPool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    owned_pool = pool is None
+    the_pool = pool or make_pool(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned_pool:
+            # wait=False: the API starts even while the database is down; /readyz says why.
+            the_pool.open(wait=False)
+        try:
+            yield
+        finally:
+            if owned_pool:
+                the_pool.close()
+
+    app = FastAPI(title="Earshot", version="0.1.0", lifespan=lifespan,
+                  description="Acoustic condition monitoring: embeddings, per-machine "
+                              "detectors, anomaly timelines, classes, events and alerts.")
+    app.state.pool = the_pool
+    app.state.settings = settings
+    app.middleware("http")(metrics.observe)
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(v1)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn entry point (`service.app:app_from_env` with --factory)."""
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    return create_app(settings)

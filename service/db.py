@@ -1,0 +1,30 @@
+"""The connection pool. Query functions take a connection and never commit; the request
+or job that owns the connection decides the transaction."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from service.settings import Settings
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+
+
+def make_pool(settings: Settings, *, max_size: int | None = None) -> ConnectionPool:
+    """A pool that opens lazily and waits at most `db_timeout_s` for a connection, so a
+    database outage turns into a fast 503 instead of a hung request."""
+    return ConnectionPool(
+        settings.resolved_database_url(),
+        min_size=settings.db_pool_min,
+        max_size=max_size or settings.db_pool_max,
+        timeout=settings.db_timeout_s,
+        kwargs={"connect_timeout": max(1, int(settings.db_timeout_s))},
+        configure=_configure,
+        check=ConnectionPool.check_connection,
+        open=False,
+        name="earshot",
+    )

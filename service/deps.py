@@ -1,0 +1,91 @@
+"""Request dependencies as `Annotated` aliases: the pool, a connection, the settings and
+the caller's principal with the role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Header, Request
+from psycopg_pool import ConnectionPool
+
+from service import security
+from service.errors import ForbiddenError, UnauthorizedError
+from service.queries import api_keys
+from service.queries import sensors as sensor_queries
+from service.settings import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_pool(request: Request) -> ConnectionPool:
+    pool: ConnectionPool = request.app.state.pool
+    return pool
+
+
+PoolDep = Annotated[ConnectionPool, Depends(get_pool)]
+
+
+def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection]:
+    with pool.connection() as conn:
+        yield conn
+
+
+ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise UnauthorizedError("missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def get_principal(
+    conn: ConnDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> security.Principal:
+    token = _bearer(authorization)
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    if admin_key is not None and security.same_secret(token, admin_key):
+        return security.Principal(role="admin")
+    token_hash = security.digest(token)
+    if token.startswith(security.INGEST_TOKEN_PREFIX):
+        sensor_id = sensor_queries.sensor_for_token(conn, token_hash)
+        if sensor_id is not None:
+            return security.Principal(role="sensor", sensor_id=sensor_id)
+    else:
+        found = api_keys.active_role(conn, token_hash)
+        if found is not None:
+            key_id, role = found
+            return security.Principal(role="admin" if role == "admin" else "read", key_id=key_id)
+    raise UnauthorizedError("the token is not valid (unknown, revoked or rotated)")
+
+
+PrincipalDep = Annotated[security.Principal, Depends(get_principal)]
+
+
+def require_read(principal: PrincipalDep) -> security.Principal:
+    if not principal.can_read:
+        raise ForbiddenError("this token cannot read; use an API key with role 'read' or 'admin'")
+    return principal
+
+
+def require_admin(principal: PrincipalDep) -> security.Principal:
+    if not principal.is_admin:
+        raise ForbiddenError("this action needs an API key with role 'admin'")
+    return principal
+
+
+ReaderDep = Annotated[security.Principal, Depends(require_read)]
+AdminDep = Annotated[security.Principal, Depends(require_admin)]

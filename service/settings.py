@@ -1,0 +1,74 @@
+"""One settings object for every Earshot process, read from `EARSHOT_*` variables."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EARSHOT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    data_dir: Path = PROJECT_ROOT / ".data"
+    database_url: str | None = None
+    db_port: int = Field(54329, ge=1, le=65535)
+    db_name: str = "earshot"
+    db_pool_min: int = Field(2, ge=1)
+    db_pool_max: int = Field(16, ge=1)
+    db_timeout_s: float = Field(5.0, gt=0)
+    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    admin_key: SecretStr | None = None
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_topic: str = "earshot/sensors/+/embeddings"
+    webhook_allow_private: bool = False
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_batch_windows: int = Field(10_000, ge=1)
+    max_past_days: float = Field(366.0, gt=0)
+    max_future_s: float = Field(300.0, ge=0)
+    max_audio_seconds: float = Field(3600.0, gt=0)
+    embeddings_retention_days: float = Field(30.0, gt=0)
+    scores_retention_days: float = Field(90.0, gt=0)
+    rate_limit_per_s: float = Field(200.0, gt=0)
+    rate_limit_burst: int = Field(400, ge=1)
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not ADMIN_KEY_PATTERN.match(value.get_secret_value()):
+            raise ValueError(
+                "EARSHOT_ADMIN_KEY must be 32-256 characters of A-Z, a-z, 0-9, '_' or '-' "
+                "(unset it and `make run` generates one)"
+            )
+        return value
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def embedded_db(self) -> bool:
+        return self.database_url is None
+
+    def resolved_database_url(self) -> str:
+        """The URL of the configured external database, or of the embedded cluster."""
+        if self.database_url is not None:
+            return self.database_url
+        password_file = self.data_dir / "db-password"
+        password = password_file.read_text().strip() if password_file.exists() else ""
+        auth = f"earshot:{password}@" if password else "earshot@"
+        return f"postgresql://{auth}127.0.0.1:{self.db_port}/{self.db_name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

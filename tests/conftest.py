@@ -1,0 +1,58 @@
+"""Shared fixtures: the real embedded TimescaleDB, a fresh database per test, an app and
+an authenticated client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests import db
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+ADMIN_KEY = "test_admin_key_0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    settings = Settings(admin_key=ADMIN_KEY, webhook_allow_private=True)  # type: ignore[arg-type]
+    db.build_template(settings)
+    return settings
+
+
+@pytest.fixture
+def database_url(base_settings: Settings) -> Iterator[str]:
+    name = db.clone(base_settings)
+    try:
+        yield db.database_url(base_settings, name)
+    finally:
+        db.drop(base_settings, name)
+
+
+@pytest.fixture
+def settings(base_settings: Settings, database_url: str) -> Settings:
+    return base_settings.model_copy(update={"database_url": database_url})
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(app_client: TestClient) -> TestClient:
+    app_client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+    return app_client
