@@ -50,6 +50,23 @@ CREATE TABLE public.api_keys (
 
 
 --
+-- Name: baselines; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.baselines (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    note text,
+    source text DEFAULT 'user'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT baselines_check CHECK ((start_at < end_at)),
+    CONSTRAINT baselines_note_check CHECK ((length(note) <= 2000))
+);
+
+
+--
 -- Name: embeddings; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -129,6 +146,46 @@ ALTER SEQUENCE public.ingest_errors_id_seq OWNED BY public.ingest_errors.id;
 
 
 --
+-- Name: jobs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.jobs (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    target text NOT NULL,
+    trigger text NOT NULL,
+    slot timestamp with time zone,
+    state text DEFAULT 'queued'::text NOT NULL,
+    error text,
+    model_version integer,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    heartbeat_at timestamp with time zone,
+    CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text]))),
+    CONSTRAINT jobs_target_check CHECK ((target = ANY (ARRAY['detector'::text, 'classifier'::text]))),
+    CONSTRAINT jobs_trigger_check CHECK ((trigger = ANY (ARRAY['manual'::text, 'cron'::text, 'initial'::text])))
+);
+
+
+--
+-- Name: labels; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.labels (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    label text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT labels_check CHECK ((start_at < end_at)),
+    CONSTRAINT labels_label_check CHECK (((length(label) >= 1) AND (length(label) <= 100)))
+);
+
+
+--
 -- Name: machines; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -147,11 +204,120 @@ CREATE TABLE public.machines (
 
 
 --
+-- Name: model_configs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.model_configs (
+    machine_id uuid NOT NULL,
+    target text NOT NULL,
+    algorithm text NOT NULL,
+    params jsonb DEFAULT '{}'::jsonb NOT NULL,
+    threshold jsonb DEFAULT '{}'::jsonb NOT NULL,
+    retrain_cron text,
+    training_window_s double precision,
+    activation text DEFAULT 'auto'::text NOT NULL,
+    backfill_s double precision DEFAULT 86400 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT model_configs_activation_check CHECK ((activation = ANY (ARRAY['auto'::text, 'manual'::text]))),
+    CONSTRAINT model_configs_backfill_s_check CHECK ((backfill_s >= (0)::double precision)),
+    CONSTRAINT model_configs_target_check CHECK ((target = ANY (ARRAY['detector'::text, 'classifier'::text]))),
+    CONSTRAINT model_configs_training_window_s_check CHECK ((training_window_s > (0)::double precision))
+);
+
+
+--
+-- Name: models; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.models (
+    machine_id uuid NOT NULL,
+    target text NOT NULL,
+    version integer NOT NULL,
+    algorithm text NOT NULL,
+    params jsonb NOT NULL,
+    threshold double precision,
+    threshold_config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    embedding_kind text NOT NULL,
+    dim integer NOT NULL,
+    train_start timestamp with time zone,
+    train_end timestamp with time zone,
+    n_windows integer NOT NULL,
+    score_stats jsonb DEFAULT '{}'::jsonb NOT NULL,
+    metrics jsonb DEFAULT '{}'::jsonb NOT NULL,
+    fit_seconds double precision NOT NULL,
+    library_versions jsonb DEFAULT '{}'::jsonb NOT NULL,
+    artifact bytea NOT NULL,
+    artifact_sha256 text NOT NULL,
+    job_id uuid,
+    trained_at timestamp with time zone DEFAULT now() NOT NULL,
+    active boolean DEFAULT false NOT NULL,
+    activated_at timestamp with time zone,
+    CONSTRAINT models_target_check CHECK ((target = ANY (ARRAY['detector'::text, 'classifier'::text])))
+);
+ALTER TABLE ONLY public.models ALTER COLUMN artifact SET STORAGE EXTERNAL;
+
+
+--
+-- Name: predictions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.predictions (
+    machine_id uuid NOT NULL,
+    sensor_id uuid NOT NULL,
+    t timestamp with time zone NOT NULL,
+    model_version integer NOT NULL,
+    label text NOT NULL,
+    confidence real NOT NULL,
+    probabilities jsonb NOT NULL
+);
+
+
+--
+-- Name: rollup_dirty; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.rollup_dirty (
+    machine_id uuid NOT NULL,
+    bucket timestamp with time zone NOT NULL
+);
+
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
 --
 
 CREATE TABLE public.schema_migrations (
     version character varying NOT NULL
+);
+
+
+--
+-- Name: score_rollups; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.score_rollups (
+    machine_id uuid NOT NULL,
+    bucket_s integer NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    n integer NOT NULL,
+    score_sum double precision NOT NULL,
+    score_max real NOT NULL,
+    n_anomalous integer NOT NULL
+);
+
+
+--
+-- Name: scores; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.scores (
+    machine_id uuid NOT NULL,
+    sensor_id uuid NOT NULL,
+    t timestamp with time zone NOT NULL,
+    model_version integer NOT NULL,
+    score real NOT NULL,
+    threshold real NOT NULL,
+    anomalous boolean NOT NULL
 );
 
 
@@ -210,6 +376,14 @@ ALTER TABLE ONLY public.api_keys
 
 
 --
+-- Name: baselines baselines_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.baselines
+    ADD CONSTRAINT baselines_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: embeddings embeddings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -234,6 +408,30 @@ ALTER TABLE ONLY public.ingest_errors
 
 
 --
+-- Name: jobs jobs_machine_id_target_slot_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_machine_id_target_slot_key UNIQUE (machine_id, target, slot);
+
+
+--
+-- Name: jobs jobs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: labels labels_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.labels
+    ADD CONSTRAINT labels_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: machines machines_name_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -250,11 +448,59 @@ ALTER TABLE ONLY public.machines
 
 
 --
+-- Name: model_configs model_configs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.model_configs
+    ADD CONSTRAINT model_configs_pkey PRIMARY KEY (machine_id, target);
+
+
+--
+-- Name: models models_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.models
+    ADD CONSTRAINT models_pkey PRIMARY KEY (machine_id, target, version);
+
+
+--
+-- Name: predictions predictions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.predictions
+    ADD CONSTRAINT predictions_pkey PRIMARY KEY (sensor_id, t, model_version);
+
+
+--
+-- Name: rollup_dirty rollup_dirty_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.rollup_dirty
+    ADD CONSTRAINT rollup_dirty_pkey PRIMARY KEY (machine_id, bucket);
+
+
+--
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: score_rollups score_rollups_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.score_rollups
+    ADD CONSTRAINT score_rollups_pkey PRIMARY KEY (machine_id, bucket_s, bucket);
+
+
+--
+-- Name: scores scores_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scores
+    ADD CONSTRAINT scores_pkey PRIMARY KEY (sensor_id, t, model_version);
 
 
 --
@@ -282,6 +528,13 @@ ALTER TABLE ONLY public.sensors
 
 
 --
+-- Name: baselines_machine_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX baselines_machine_idx ON public.baselines USING btree (machine_id, start_at);
+
+
+--
 -- Name: embeddings_t_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -296,10 +549,59 @@ CREATE INDEX ingest_errors_sensor_idx ON public.ingest_errors USING btree (senso
 
 
 --
+-- Name: jobs_queue_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX jobs_queue_idx ON public.jobs USING btree (created_at) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
+
+
+--
+-- Name: labels_machine_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX labels_machine_idx ON public.labels USING btree (machine_id, start_at);
+
+
+--
 -- Name: machines_labels_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX machines_labels_idx ON public.machines USING gin (labels);
+
+
+--
+-- Name: models_one_active_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX models_one_active_idx ON public.models USING btree (machine_id, target) WHERE active;
+
+
+--
+-- Name: predictions_machine_t_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX predictions_machine_t_idx ON public.predictions USING btree (machine_id, t DESC);
+
+
+--
+-- Name: predictions_t_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX predictions_t_idx ON public.predictions USING btree (t DESC);
+
+
+--
+-- Name: scores_machine_t_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX scores_machine_t_idx ON public.scores USING btree (machine_id, t DESC);
+
+
+--
+-- Name: scores_t_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX scores_t_idx ON public.scores USING btree (t DESC);
 
 
 --
@@ -314,6 +616,68 @@ CREATE INDEX sensors_machine_idx ON public.sensors USING btree (machine_id);
 --
 
 CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.embeddings FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+
+
+--
+-- Name: predictions ts_insert_blocker; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.predictions FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+
+
+--
+-- Name: scores ts_insert_blocker; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.scores FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+
+
+--
+-- Name: baselines baselines_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.baselines
+    ADD CONSTRAINT baselines_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: jobs jobs_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: labels labels_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.labels
+    ADD CONSTRAINT labels_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: model_configs model_configs_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.model_configs
+    ADD CONSTRAINT model_configs_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: models models_job_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.models
+    ADD CONSTRAINT models_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE SET NULL;
+
+
+--
+-- Name: models models_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.models
+    ADD CONSTRAINT models_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
 
 
 --
@@ -336,4 +700,5 @@ ALTER TABLE ONLY public.sensors
 --
 
 INSERT INTO public.schema_migrations (version) VALUES
-    ('20261125000001');
+    ('20261125000001'),
+    ('20261125000002');

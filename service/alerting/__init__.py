@@ -1,0 +1,1 @@
+"""Alert rules, the alert lifecycle and webhook events."""
