@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 from service import logs, metrics, problems
 from service.api import health, v1
 from service.db import make_pool
+from service.ratelimit import RateLimiter
 from service.settings import Settings, get_settings
 
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
                               "detectors, anomaly timelines, classes, events and alerts.")
     app.state.pool = the_pool
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.middleware("http")(metrics.observe)
     problems.install(app)
     app.include_router(health.router)

@@ -11,9 +11,10 @@ from fastapi import Depends, Header, Request
 from psycopg_pool import ConnectionPool
 
 from service import security
-from service.errors import ForbiddenError, UnauthorizedError
+from service.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from service.queries import api_keys
 from service.queries import sensors as sensor_queries
+from service.ratelimit import RateLimiter, retry_after_header
 from service.settings import Settings
 
 
@@ -50,12 +51,22 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
+def _rate_limit(request: Request, token: str) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait_s = limiter.acquire(security.digest(token))
+    if wait_s > 0:
+        raise RateLimitedError("too many requests for this token; slow down",
+                               retry_after=retry_after_header(wait_s))
+
+
 def get_principal(
+    request: Request,
     conn: ConnDep,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> security.Principal:
     token = _bearer(authorization)
+    _rate_limit(request, token)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     if admin_key is not None and security.same_secret(token, admin_key):
         return security.Principal(role="admin")
