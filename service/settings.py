@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     scores_retention_days: float = Field(90.0, gt=0)
     rate_limit_per_s: float = Field(200.0, gt=0)
     rate_limit_burst: int = Field(400, ge=1)
+    # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
+    mqtt_client_id: str = Field("earshot-bridge", min_length=1, max_length=64)
 
     @field_validator("admin_key")
     @classmethod
