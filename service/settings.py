@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(200.0, gt=0)
     rate_limit_burst: int = Field(400, ge=1)
     # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
-    mqtt_client_id: str = Field("earshot-bridge", min_length=1, max_length=64)
+    mqtt_client_id: str = Field(default="earshot-bridge", min_length=1, max_length=64)
 
     @field_validator("admin_key")
     @classmethod
