@@ -56,3 +56,6 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
 def admin(app_client: TestClient) -> TestClient:
     app_client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
     return app_client
+
+# Real processes (uvicorn API, Mosquitto) for end-to-end tests: fixtures `live_api`, `mosquitto`.
+pytest_plugins = ["tests.live"]

@@ -1,0 +1,165 @@
+"""Real processes for end-to-end tests: the API under uvicorn and a project-owned Mosquitto,
+each on a free 127.0.0.1 port, started and stopped by the test that owns them.
+
+Use the fixtures (`live_api`, `mosquitto`) from a conftest or test module, or the classes
+directly when a test needs to start a process late or restart it mid-test.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(check: Callable[[], object], timeout_s: float, what: str,
+               interval_s: float = 0.05) -> None:
+    """Poll ``check()`` until it is truthy; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for an Earshot child process using the test's database and admin key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EARSHOT_")}
+    env["EARSHOT_DATABASE_URL"] = settings.resolved_database_url()
+    if settings.admin_key is not None:
+        env["EARSHOT_ADMIN_KEY"] = settings.admin_key.get_secret_value()
+    env["EARSHOT_LOG_LEVEL"] = "WARNING"
+    env.update(extra)
+    return env
+
+
+class LiveApi:
+    """`uvicorn service.app:app_from_env` in a subprocess against the test database."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings, self.port = settings, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_dir / f"api-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> str:
+        env = service_env(self.settings, EARSHOT_PORT=str(self.port))
+        with self._log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self.url
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"the API exited with {self.proc.returncode}: {self.log_tail()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_ready(self) -> None:
+        wait_until(self._healthy, START_TIMEOUT_S, f"the API on {self.url}")
+
+    def log_tail(self) -> str:
+        return self._log.read_text(errors="replace")[-2000:] if self._log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+class Mosquitto:
+    """A broker of our own (never the system one on 1883), persistent so a restart keeps
+    queued QoS 1 messages and sessions."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.port, self.state_dir = free_port(), state_dir
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.conf = state_dir / "mosquitto.conf"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        # `user` only matters when run as root: stay root rather than drop to a user that
+        # cannot write the persistence directory.
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {state_dir}/\nautosave_interval 1\n"
+            f"user {getpass.getuser()}\nlog_dest file {state_dir}/mosquitto.log\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._listening, START_TIMEOUT_S, f"Mosquitto on port {self.port}")
+
+    def _listening(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"mosquitto exited with {self.proc.returncode}")
+        return port_open(self.port)
+
+    def stop(self) -> None:
+        """SIGTERM: Mosquitto writes its persistence file on the way out."""
+        if self.proc is not None:
+            stop_process(self.proc)
+        wait_until(lambda: not port_open(self.port), STOP_TIMEOUT_S, "Mosquitto to stop")
+
+
+@pytest.fixture
+def live_api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """Base URL of the real API (uvicorn subprocess) on the test database."""
+    api = LiveApi(settings, tmp_path)
+    try:
+        yield api.start()
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
