@@ -1,0 +1,146 @@
+"""Built-in embeddings the server can compute from raw audio.
+
+``logmel-v1`` is a public contract: sensors may compute it on-device and send the vectors
+instead of audio, so the definition below is normative. A conforming implementation agrees
+with :func:`embed` to ``numpy.allclose(a, b, rtol=1e-5, atol=1e-5)``.
+
+logmel-v1 (dim 128, 16 kHz, 1.0 s windows, 1.0 s hop)
+-----------------------------------------------------
+Input: PCM samples as floats in [-1, 1] (integer PCM scaled the way libsndfile does, e.g.
+int16 / 32768), shape ``(n,)`` or ``(n, channels)``, at any sample rate. All arithmetic
+below is float64; only the final vector is rounded to float32.
+
+1. Downmix: arithmetic mean over channels, *before* resampling.
+2. Resample the whole signal to 16000 Hz with
+   ``librosa.resample(y, orig_sr=sr, target_sr=16000, res_type="soxr_hq")``
+   (librosa 0.11, python-soxr; output length ``ceil(n * 16000 / sr)``). Skipped when
+   ``sr == 16000``.
+3. Windows: non-overlapping blocks of 16000 samples starting at sample 0; window ``k``
+   covers samples ``[16000*k, 16000*(k+1))`` and so starts ``k`` seconds after the first
+   sample. A trailing partial window is dropped.
+4. Per window, independently (no state crosses windows, so a streaming client that
+   embeds window by window gets the same vectors)::
+
+       S = librosa.feature.melspectrogram(
+           y=window, sr=16000, n_fft=1024, hop_length=512, win_length=1024,
+           window="hann", center=False, power=2.0, n_mels=64, fmin=0.0, fmax=8000.0,
+           htk=False, norm="slaney")                  # shape (64, 30): 30 frames
+       L = librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=None)
+         # i.e. L = 10 * log10(max(S, 1e-10)), no clipping relative to the peak
+
+5. Vector: ``concat(L.mean(axis=1), L.std(axis=1))`` (population std, ddof=0): 64 band
+   means followed by 64 band standard deviations, in mel-band order (low to high), as
+   float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+
+LOGMEL_V1 = "logmel-v1"
+RESAMPLE_TYPE = "soxr_hq"
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """Shape and timing of one embedding kind."""
+
+    kind: str
+    dim: int
+    sample_rate: int
+    window_s: float
+    hop_s: float
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window_s * self.sample_rate)
+
+    @property
+    def hop_samples(self) -> int:
+        return round(self.hop_s * self.sample_rate)
+
+
+EMBEDDINGS: dict[str, EmbeddingSpec] = {
+    LOGMEL_V1: EmbeddingSpec(kind=LOGMEL_V1, dim=128, sample_rate=16000, window_s=1.0, hop_s=1.0),
+}
+
+
+def is_builtin(kind: str) -> bool:
+    """True when the server can compute embeddings of this kind from raw audio."""
+    return kind in EMBEDDINGS
+
+
+def _spec(kind: str) -> EmbeddingSpec:
+    try:
+        return EMBEDDINGS[kind]
+    except KeyError:
+        known = ", ".join(sorted(EMBEDDINGS))
+        raise ValueError(f"unknown built-in embedding kind {kind!r}; built-in: {known}") from None
+
+
+def embed_windows(windows_16k: np.ndarray) -> np.ndarray:
+    """logmel-v1 vectors for already resampled, mono 16 kHz windows.
+
+    ``windows_16k`` has shape ``(n_windows, 16000)`` (a single window of shape ``(16000,)``
+    is accepted too); returns float32 ``(n_windows, 128)``. This is steps 4-5 of the spec,
+    for clients that resample a stream themselves and embed each window as it completes.
+    """
+    spec = EMBEDDINGS[LOGMEL_V1]
+    windows = np.atleast_2d(np.asarray(windows_16k, dtype=np.float64))
+    if windows.ndim != 2 or windows.shape[1] != spec.window_samples:
+        raise ValueError(
+            f"expected windows of shape (n, {spec.window_samples}), got {windows.shape}"
+        )
+    if windows.shape[0] == 0:
+        return np.empty((0, spec.dim), dtype=np.float32)
+    # One call for all windows: librosa treats the leading axis as a batch of signals.
+    mel = librosa.feature.melspectrogram(
+        y=windows,
+        sr=spec.sample_rate,
+        n_fft=1024,
+        hop_length=512,
+        win_length=1024,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=64,
+        fmin=0.0,
+        fmax=8000.0,
+        htk=False,
+        norm="slaney",
+    )
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    stats = np.concatenate([log_mel.mean(axis=-1), log_mel.std(axis=-1)], axis=-1)
+    return stats.astype(np.float32)
+
+
+def to_mono_16k(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Steps 1-2 of the spec: channel-mean downmix, then resample to 16 kHz (float64)."""
+    y = np.asarray(samples, dtype=np.float64)
+    if y.ndim == 2:
+        y = y.mean(axis=1)
+    elif y.ndim != 1:
+        raise ValueError(f"samples must have shape (n,) or (n, channels), got {y.shape}")
+    if sr <= 0:
+        raise ValueError(f"sample rate must be positive, got {sr}")
+    target = EMBEDDINGS[LOGMEL_V1].sample_rate
+    if sr == target:
+        return y
+    return np.asarray(librosa.resample(y, orig_sr=sr, target_sr=target, res_type=RESAMPLE_TYPE))
+
+
+def embed(samples: np.ndarray, sr: int, kind: str = LOGMEL_V1) -> np.ndarray:
+    """Embed a whole clip: float32 ``(n_windows, dim)``, window ``k`` starting at ``k`` s.
+
+    Audio shorter than one window gives zero rows; callers that need at least one window
+    (the upload endpoint) check the duration first.
+    """
+    spec = _spec(kind)
+    y = to_mono_16k(samples, sr)
+    n_windows = y.shape[0] // spec.window_samples
+    # A reshape of a contiguous prefix is a view: no copy before librosa frames it again.
+    windows = np.ascontiguousarray(y[: n_windows * spec.window_samples])
+    return embed_windows(windows.reshape(n_windows, spec.window_samples))
