@@ -88,3 +88,30 @@ def _to_datetime(us: int) -> datetime:
     from datetime import UTC, timedelta
 
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+# Dead letters and sensor lookups for ingest paths that cannot answer the sender with a
+# problem response (the MQTT bridge): the reason is kept where an operator can list it.
+SELECT_SENSOR_DIM = "SELECT dim FROM sensors WHERE id = %s"
+INSERT_INGEST_ERROR = """
+INSERT INTO ingest_errors (sensor_id, topic, source, reason, payload_excerpt)
+VALUES (%s, %s, %s, %s, %s)
+"""
+
+
+def sensor_dim(conn: psycopg.Connection, sensor_id: UUID) -> int | None:
+    """The sensor's embedding dimension, or None when no such sensor exists."""
+    row = conn.execute(SELECT_SENSOR_DIM, (sensor_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def record_ingest_error(conn: psycopg.Connection, sensor_id: UUID | None, topic: str | None,
+                        source: str, reason: str, excerpt: str | None) -> None:
+    """One dead-letter row. PostgreSQL text cannot hold NUL, and a payload is arbitrary
+    bytes, so NULs are replaced rather than letting the row (and the ack) fail."""
+    conn.execute(INSERT_INGEST_ERROR, (sensor_id, _text(topic), source, _text(reason),
+                                       _text(excerpt)))
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else value.replace("\x00", "\ufffd")
