@@ -116,7 +116,7 @@ def run_all(settings: Settings) -> int:
         exited = [c for c in children if c.poll() is not None]
         if exited:
             code = exited[0].returncode or 1
-            print(f"earshot: a process exited ({exited[0].args}); stopping", flush=True)
+            print(f"earshot: a process exited ({exited[0].args!r}); stopping", flush=True)
             break
         time.sleep(0.5)
     _stop(children)
