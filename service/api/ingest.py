@@ -1,0 +1,233 @@
+"""Sensor data in: `/v1/sensors/{id}/embeddings` (one request = one batch), `/audio` (the
+server computes a built-in embedding), and `/ingest-errors` (the sensor's dead letters).
+
+The write routes are `async` only to read the body, counting bytes as they arrive; parsing,
+decoding and database work run in worker threads. No pooled connection is held while a
+slow client uploads. The answer is sent only after the windows are committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+from fastapi import APIRouter, Depends, Header, Query, Request
+from psycopg_pool import ConnectionPool
+from pydantic import AwareDatetime, StringConstraints
+from starlette.concurrency import run_in_threadpool
+
+from ingest import codec
+from ingest.audio import audio_to_embeddings
+from ingest.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from ingest.features import EMBEDDINGS, is_builtin
+from ingest.store import InsertResult, insert_windows
+from service.deps import ConnDep, PoolDep, ReaderDep, SettingsDep, get_principal
+from service.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
+from service.queries import baselines, ingest_errors, labels
+from service.queries import sensors as sensor_queries
+from service.queries.sensors import IngestTarget
+from service.schemas.common import Limit, Offset
+from service.schemas.ingest import (
+    AudioIngestResult,
+    IngestErrorList,
+    IngestErrorOut,
+    IngestResult,
+)
+from service.security import Principal
+from service.settings import Settings
+
+router = APIRouter(prefix="/sensors", tags=["ingest"])
+AUDIO_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/ogg",
+               "application/ogg", "application/octet-stream")
+BASELINE_SOURCE = "audio-upload"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+_BATCH_BODY = {"requestBody": {"required": True, "content": {
+    codec.JSON_TYPE: {"schema": {"type": "object", "required": ["windows"], "properties": {
+        "windows": {"type": "array", "items": {"type": "object", "required": ["t", "v"],
+                    "properties": {"t": {"type": "string", "format": "date-time"},
+                                   "v": {"type": "array", "items": {"type": "number"}}}}}}}},
+    codec.NDJSON_TYPE: {"schema": {"type": "string"}},
+    codec.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}}}}
+_AUDIO_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "string", "format": "binary"}} for media in AUDIO_TYPES}}}
+
+
+def ingest_principal(request: Request, pool: PoolDep, settings: SettingsDep,
+                     authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller, looked up on a connection returned to the pool at once: an upload can
+    take a long time, and must not hold a pooled connection while its body arrives."""
+    with pool.connection() as conn:
+        return get_principal(request, conn, settings, authorization)
+
+
+IngestPrincipalDep = Annotated[Principal, Depends(ingest_principal)]
+
+
+def _require_writer(principal: Principal, sensor_id: UUID) -> None:
+    if principal.is_admin or principal.sensor_id == sensor_id:
+        return
+    if principal.role == "sensor":
+        raise ForbiddenError("this ingest token belongs to another sensor")
+    raise ForbiddenError("writing sensor data needs the sensor's ingest token or an admin key")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def _require_media_type(request: Request, accepted: tuple[str, ...]) -> str:
+    media = _media_type(request)
+    if media not in accepted:
+        got = repr(media) if media else "no Content-Type"
+        raise UnsupportedMediaTypeError(f"{got} is not accepted here; send one of: "
+                                        f"{', '.join(accepted)}")
+    return media
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to exceed `limit` bytes: from
+    Content-Length before reading anything, else while the chunks arrive."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BadRequestError(f"Content-Length {declared[:32]!r} is not a byte count")
+        if int(declared) > limit:
+            raise _too_large(f"Content-Length is {int(declared):,} bytes", limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"the body exceeds {limit:,} bytes", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(what: str, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"{what}; at most {limit:,} bytes are accepted per request "
+                                "(split the batch)")
+
+
+def _target(pool: ConnectionPool, sensor_id: UUID) -> IngestTarget:
+    with pool.connection() as conn:
+        target = sensor_queries.ingest_target(conn, sensor_id)
+    if target is None:
+        raise NotFoundError(f"sensor {sensor_id} does not exist")
+    return target
+
+
+def _limits(settings: Settings) -> codec.BatchLimits:
+    return codec.BatchLimits(max_windows=settings.max_batch_windows,
+                             max_past_s=settings.max_past_days * 86400.0,
+                             max_future_s=settings.max_future_s)
+
+
+def _now_us() -> int:
+    return (datetime.now(UTC) - _EPOCH) // _ONE_US
+
+
+def _commit_windows(pool: ConnectionPool, target: IngestTarget, times_us: np.ndarray,
+                    values: np.ndarray,
+                    annotate: Callable[[psycopg.Connection], Any] | None = None) -> InsertResult:
+    """Store validated windows (and `annotate`'s rows) in one transaction, committed on
+    return. A fresh pooled connection is idle, so this block is the top-level transaction."""
+    with pool.connection() as conn, conn.transaction():
+        if sensor_queries.ingest_target(conn, target.id, lock=True) is None:
+            raise NotFoundError(f"sensor {target.id} was deleted during the request")
+        result = insert_windows(conn, target.id, times_us, values)
+        if annotate is not None:
+            annotate(conn)
+    return result
+
+
+def _store_batch(pool: ConnectionPool, settings: Settings, target: IngestTarget, body: bytes,
+                 content_type: str) -> InsertResult:
+    batch = codec.parse_batch(body, content_type, dim=target.dim, limits=_limits(settings),
+                              now_us=_now_us())
+    return _commit_windows(pool, target, batch.times_us, batch.values)
+
+
+@router.post("/{sensor_id}/embeddings", response_model=IngestResult, openapi_extra=_BATCH_BODY)
+async def post_embeddings(sensor_id: UUID, request: Request, principal: IngestPrincipalDep,
+                          pool: PoolDep, settings: SettingsDep) -> IngestResult:
+    """One batch of windows, stored whole or not at all; idempotent on (sensor, t)."""
+    _require_writer(principal, sensor_id)
+    _require_media_type(request, codec.SUPPORTED_CONTENT_TYPES)
+    target = await run_in_threadpool(_target, pool, sensor_id)
+    body = await read_body(request, settings.max_body_bytes)
+    result = await run_in_threadpool(_store_batch, pool, settings, target, body,
+                                     request.headers["content-type"])
+    return IngestResult(accepted=result.accepted, duplicates=result.duplicates)
+
+
+@dataclass(frozen=True)
+class AudioUpload:
+    start: datetime
+    label: str | None
+    baseline: bool
+
+
+def _store_audio(pool: ConnectionPool, settings: Settings, target: IngestTarget, body: bytes,
+                 upload: AudioUpload) -> AudioIngestResult:
+    values, _ = audio_to_embeddings(body, target.kind, settings.max_audio_seconds)
+    spec = EMBEDDINGS[target.kind]
+    start_us = (upload.start - _EPOCH) // _ONE_US
+    times = start_us + round(spec.hop_s * 1e6) * np.arange(len(values), dtype=np.int64)
+    # Through the batch codec: audio windows obey exactly the count and time rules of
+    # windows sent as embeddings.
+    batch = codec.parse_batch(codec.encode_binary(times, values), codec.BINARY_TYPE,
+                              dim=target.dim, limits=_limits(settings), now_us=_now_us())
+    start = _EPOCH + int(times[0]) * _ONE_US
+    end = _EPOCH + int(times[-1]) * _ONE_US + timedelta(seconds=spec.window_s)
+
+    def annotate(conn: psycopg.Connection) -> None:
+        if upload.baseline:
+            baselines.insert_baseline(conn, target.machine_id, start, end, None,
+                                      BASELINE_SOURCE)
+        if upload.label is not None:
+            labels.insert_label(conn, target.machine_id, start, end, upload.label)
+
+    result = _commit_windows(pool, target, batch.times_us, batch.values, annotate)
+    return AudioIngestResult(accepted=result.accepted, duplicates=result.duplicates,
+                             start=start, end=end, windows=len(batch))
+
+
+@router.post("/{sensor_id}/audio", response_model=AudioIngestResult, openapi_extra=_AUDIO_BODY)
+async def post_audio(
+    sensor_id: UUID, request: Request, principal: IngestPrincipalDep, pool: PoolDep,
+    settings: SettingsDep,
+    start: Annotated[AwareDatetime, Query(description="RFC 3339 time of the first sample")],
+    label: Annotated[Label | None, Query(description="class of the whole clip")] = None,
+    baseline: Annotated[bool, Query(description="the clip is normal operation")] = False,
+) -> AudioIngestResult:
+    """A WAV, FLAC or Ogg Vorbis clip; window k is stored at start + k * hop."""
+    _require_writer(principal, sensor_id)
+    _require_media_type(request, AUDIO_TYPES)
+    target = await run_in_threadpool(_target, pool, sensor_id)
+    if not is_builtin(target.kind):
+        raise ConflictError(
+            f"sensor {sensor_id} has embedding kind {target.kind!r}, which the server cannot "
+            f"compute from audio (built-in: {', '.join(EMBEDDINGS)}); send its embeddings to "
+            f"/v1/sensors/{sensor_id}/embeddings instead")
+    body = await read_body(request, settings.max_body_bytes)
+    upload = AudioUpload(start=start, label=label, baseline=baseline)
+    return await run_in_threadpool(_store_audio, pool, settings, target, body, upload)
+
+
+@router.get("/{sensor_id}/ingest-errors", response_model=IngestErrorList)
+def list_ingest_errors(sensor_id: UUID, conn: ConnDep, _: ReaderDep, limit: Limit = 100,
+                       offset: Offset = 0) -> IngestErrorList:
+    """Rejected messages of ingest paths that cannot answer the sender, newest first."""
+    if sensor_queries.get(conn, sensor_id) is None:
+        raise NotFoundError(f"sensor {sensor_id} does not exist")
+    rows = ingest_errors.list_for_sensor(conn, sensor_id, limit + 1, offset)
+    more = len(rows) > limit
+    return IngestErrorList(items=[IngestErrorOut(**r) for r in rows[:limit]], limit=limit,
+                           offset=offset, next_offset=offset + limit if more else None)

@@ -1,0 +1,35 @@
+"""Ingest responses and dead-letter listings at the API edge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from service.schemas.common import Page
+
+
+class IngestResult(BaseModel):
+    accepted: int = Field(description="windows stored by this request")
+    duplicates: int = Field(description="windows already stored (a retried batch)")
+
+
+class AudioIngestResult(IngestResult):
+    start: datetime = Field(description="start of the first stored window")
+    end: datetime = Field(description="end of the last stored window")
+    windows: int = Field(description="windows computed from the audio")
+
+
+class IngestErrorOut(BaseModel):
+    id: int
+    sensor_id: UUID | None
+    topic: str | None
+    source: str
+    reason: str
+    payload_excerpt: str | None
+    received_at: datetime
+
+
+class IngestErrorList(Page):
+    items: list[IngestErrorOut]

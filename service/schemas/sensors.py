@@ -1,0 +1,117 @@
+"""Sensors at the API edge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ingest.features import EMBEDDINGS, is_builtin
+from service.schemas.common import Name, Page
+
+EmbeddingKind = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")]
+Dim = Annotated[int, Field(ge=1, le=4096)]
+WindowS = Annotated[float, Field(gt=0, le=60, description="window length in seconds")]
+SampleRate = Annotated[int, Field(ge=1000, le=384000, description="the sensor's audio rate, Hz")]
+
+
+class EmbeddingIn(BaseModel):
+    """A built-in kind (the server can compute it from audio; its dim is fixed) or any other
+    name for vectors the sensor computes itself (then `dim` is required)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: EmbeddingKind
+    dim: Dim | None = None
+
+    @model_validator(mode="after")
+    def _dim_fits_kind(self) -> EmbeddingIn:
+        if is_builtin(self.kind):
+            fixed = EMBEDDINGS[self.kind].dim
+            if self.dim is not None and self.dim != fixed:
+                raise ValueError(f"built-in embedding {self.kind!r} has dim {fixed}, not "
+                                 f"{self.dim} (omit dim or send {fixed})")
+            self.dim = fixed
+        elif self.dim is None:
+            raise ValueError(f"dim is required for embedding kind {self.kind!r}, which is not "
+                             f"built-in ({', '.join(EMBEDDINGS)})")
+        return self
+
+
+class SensorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    embedding: EmbeddingIn
+    window_s: WindowS | None = None
+    sample_rate: SampleRate | None = None
+
+    @model_validator(mode="after")
+    def _window_fits_kind(self) -> SensorCreate:
+        check_window(self.embedding.kind, self.window_s)
+        return self
+
+    def resolved_window_s(self) -> float:
+        spec = EMBEDDINGS.get(self.embedding.kind)
+        return self.window_s or (spec.window_s if spec else 1.0)
+
+
+def check_window(kind: str, window_s: float | None) -> None:
+    """Built-in embeddings define their own window; a different one would mislabel data."""
+    spec = EMBEDDINGS.get(kind)
+    if spec is not None and window_s is not None and window_s != spec.window_s:
+        raise ValueError(f"built-in embedding {kind!r} uses {spec.window_s:g} s windows, "
+                         f"not {window_s:g} s")
+
+
+class SensorPatch(BaseModel):
+    """Only the fields present change. The embedding cannot change: stored vectors would
+    no longer match it (create a new sensor instead)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    window_s: WindowS | None = None
+    sample_rate: SampleRate | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> SensorPatch:
+        for field in ("name", "window_s"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null (omit it to keep the current value)")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class EmbeddingOut(BaseModel):
+    kind: str
+    dim: int
+    builtin: bool
+
+
+class SensorOut(BaseModel):
+    id: UUID
+    machine_id: UUID
+    name: str
+    embedding: EmbeddingOut
+    window_s: float
+    sample_rate: int | None
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SensorOut:
+        kind = row["embedding_kind"]
+        embedding = EmbeddingOut(kind=kind, dim=row["dim"], builtin=is_builtin(kind))
+        fields = {k: v for k, v in row.items() if k in cls.model_fields}
+        return cls(**fields, embedding=embedding)
+
+
+class SensorCreated(SensorOut):
+    ingest_token: str = Field(description="shown once; only its digest is stored")
+
+
+class SensorList(Page):
+    items: list[SensorOut]
