@@ -33,6 +33,88 @@ SET default_tablespace = '';
 SET default_table_access_method = heap;
 
 --
+-- Name: alert_rules; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.alert_rules (
+    machine_id uuid NOT NULL,
+    enabled boolean NOT NULL,
+    k integer NOT NULL,
+    n integer NOT NULL,
+    clear_ratio double precision NOT NULL,
+    clear_windows integer NOT NULL,
+    repeat_interval_s double precision,
+    no_data_s double precision,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_rules_check CHECK ((k <= n)),
+    CONSTRAINT alert_rules_clear_ratio_check CHECK (((clear_ratio > (0)::double precision) AND (clear_ratio <= (1)::double precision))),
+    CONSTRAINT alert_rules_clear_windows_check CHECK ((clear_windows >= 1)),
+    CONSTRAINT alert_rules_k_check CHECK ((k >= 1)),
+    CONSTRAINT alert_rules_n_check CHECK (((n >= 1) AND (n <= 62))),
+    CONSTRAINT alert_rules_no_data_s_check CHECK ((no_data_s > (0)::double precision)),
+    CONSTRAINT alert_rules_repeat_interval_s_check CHECK ((repeat_interval_s > (0)::double precision))
+);
+
+
+--
+-- Name: alert_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.alert_state (
+    machine_id uuid NOT NULL,
+    recent bigint DEFAULT 0 NOT NULL,
+    consecutive_clear integer DEFAULT 0 NOT NULL,
+    clear_since timestamp with time zone,
+    marks jsonb DEFAULT '{}'::jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: alerts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.alerts (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    type text NOT NULL,
+    state text DEFAULT 'firing'::text NOT NULL,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone,
+    fired_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_at timestamp with time zone,
+    model_version integer,
+    threshold double precision,
+    clear_level double precision,
+    peak_score double precision,
+    peak_at timestamp with time zone,
+    last_score double precision,
+    last_window_at timestamp with time zone,
+    window_count integer DEFAULT 0 NOT NULL,
+    anomalous_count integer DEFAULT 0 NOT NULL,
+    sensor_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    silenced boolean DEFAULT false NOT NULL,
+    silence_id uuid,
+    suppressed_reason text,
+    acknowledged_at timestamp with time zone,
+    acknowledged_by text,
+    last_notified_at timestamp with time zone,
+    notify_count integer DEFAULT 0 NOT NULL,
+    verdict text,
+    feedback_label text,
+    feedback_note text,
+    feedback_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alerts_check CHECK (((state = 'resolved'::text) = (resolved_at IS NOT NULL))),
+    CONSTRAINT alerts_feedback_label_check CHECK (((length(feedback_label) >= 1) AND (length(feedback_label) <= 100))),
+    CONSTRAINT alerts_feedback_note_check CHECK ((length(feedback_note) <= 2000)),
+    CONSTRAINT alerts_state_check CHECK ((state = ANY (ARRAY['firing'::text, 'resolved'::text]))),
+    CONSTRAINT alerts_type_check CHECK ((type = ANY (ARRAY['anomaly'::text, 'no_data'::text]))),
+    CONSTRAINT alerts_verdict_check CHECK ((verdict = ANY (ARRAY['false_positive'::text, 'confirmed'::text])))
+);
+
+
+--
 -- Name: api_keys; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -346,6 +428,109 @@ CREATE TABLE public.sensors (
 
 
 --
+-- Name: silences; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.silences (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    reason text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT silences_check CHECK ((start_at < end_at)),
+    CONSTRAINT silences_reason_check CHECK (((length(reason) >= 1) AND (length(reason) <= 2000)))
+);
+
+
+--
+-- Name: webhook_attempts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_attempts (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempted_at timestamp with time zone DEFAULT now() NOT NULL,
+    status integer,
+    error text,
+    duration_ms double precision NOT NULL
+);
+
+
+--
+-- Name: webhook_attempts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.webhook_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: webhook_attempts_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.webhook_attempts_id_seq OWNED BY public.webhook_attempts.id;
+
+
+--
+-- Name: webhook_deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_deliveries (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    webhook_id uuid NOT NULL,
+    message_id text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    give_up_at timestamp with time zone,
+    last_status integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    delivered_at timestamp with time zone,
+    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: webhook_messages; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_messages (
+    id text NOT NULL,
+    event_type text NOT NULL,
+    machine_id uuid,
+    body text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: webhooks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhooks (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    url text NOT NULL,
+    events text[] NOT NULL,
+    machine_ids uuid[],
+    description text,
+    secret text NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    disabled_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhooks_description_check CHECK ((length(description) <= 2000)),
+    CONSTRAINT webhooks_events_check CHECK ((cardinality(events) >= 1)),
+    CONSTRAINT webhooks_url_check CHECK (((length(url) >= 1) AND (length(url) <= 2000)))
+);
+
+
+--
 -- Name: ingest_batches id; Type: DEFAULT; Schema: public; Owner: -
 --
 
@@ -357,6 +542,37 @@ ALTER TABLE ONLY public.ingest_batches ALTER COLUMN id SET DEFAULT nextval('publ
 --
 
 ALTER TABLE ONLY public.ingest_errors ALTER COLUMN id SET DEFAULT nextval('public.ingest_errors_id_seq'::regclass);
+
+
+--
+-- Name: webhook_attempts id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_attempts ALTER COLUMN id SET DEFAULT nextval('public.webhook_attempts_id_seq'::regclass);
+
+
+--
+-- Name: alert_rules alert_rules_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_rules
+    ADD CONSTRAINT alert_rules_pkey PRIMARY KEY (machine_id);
+
+
+--
+-- Name: alert_state alert_state_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_state
+    ADD CONSTRAINT alert_state_pkey PRIMARY KEY (machine_id);
+
+
+--
+-- Name: alerts alerts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_pkey PRIMARY KEY (id);
 
 
 --
@@ -528,6 +744,82 @@ ALTER TABLE ONLY public.sensors
 
 
 --
+-- Name: silences silences_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.silences
+    ADD CONSTRAINT silences_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhook_attempts webhook_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_webhook_id_message_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_webhook_id_message_id_key UNIQUE (webhook_id, message_id);
+
+
+--
+-- Name: webhook_messages webhook_messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_messages
+    ADD CONSTRAINT webhook_messages_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhooks webhooks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: alerts_machine_starts_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_machine_starts_idx ON public.alerts USING btree (machine_id, starts_at DESC);
+
+
+--
+-- Name: alerts_one_open_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX alerts_one_open_idx ON public.alerts USING btree (machine_id, type) WHERE (state = 'firing'::text);
+
+
+--
+-- Name: alerts_starts_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_starts_idx ON public.alerts USING btree (starts_at DESC);
+
+
+--
+-- Name: alerts_verdict_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX alerts_verdict_idx ON public.alerts USING btree (machine_id, verdict) WHERE (verdict IS NOT NULL);
+
+
+--
 -- Name: baselines_machine_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -612,6 +904,34 @@ CREATE INDEX sensors_machine_idx ON public.sensors USING btree (machine_id);
 
 
 --
+-- Name: silences_machine_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX silences_machine_idx ON public.silences USING btree (machine_id, end_at);
+
+
+--
+-- Name: webhook_attempts_delivery_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_attempts_delivery_idx ON public.webhook_attempts USING btree (delivery_id, id DESC);
+
+
+--
+-- Name: webhook_deliveries_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+
+
+--
+-- Name: webhook_deliveries_webhook_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
+
+
+--
 -- Name: embeddings ts_insert_blocker; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -630,6 +950,38 @@ CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.predictions FOR EACH RO
 --
 
 CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.scores FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+
+
+--
+-- Name: alert_rules alert_rules_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_rules
+    ADD CONSTRAINT alert_rules_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: alert_state alert_state_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alert_state
+    ADD CONSTRAINT alert_state_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: alerts alerts_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: alerts alerts_silence_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_silence_id_fkey FOREIGN KEY (silence_id) REFERENCES public.silences(id) ON DELETE SET NULL;
 
 
 --
@@ -689,6 +1041,38 @@ ALTER TABLE ONLY public.sensors
 
 
 --
+-- Name: silences silences_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.silences
+    ADD CONSTRAINT silences_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: webhook_attempts webhook_attempts_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_deliveries(id) ON DELETE CASCADE;
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_message_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_message_id_fkey FOREIGN KEY (message_id) REFERENCES public.webhook_messages(id) ON DELETE CASCADE;
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_webhook_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
+
+
+--
 -- PostgreSQL database dump complete
 --
 
@@ -701,4 +1085,5 @@ ALTER TABLE ONLY public.sensors
 
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000001'),
-    ('20261125000002');
+    ('20261125000002'),
+    ('20261125000003');

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(400, ge=1)
     # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
     mqtt_client_id: str = Field(default="earshot-bridge", min_length=1, max_length=64)
+    # Webhook delivery (service.alerting.delivery). The lease must outlast one request, so
+    # the worker uses max(lease, timeout + 1): an in-flight send is never claimed twice.
+    webhook_timeout_s: float = Field(15.0, gt=0, le=120)
+    webhook_lease_s: float = Field(30.0, gt=0)
+    webhook_retry_base_s: float = Field(5.0, gt=0)
+    webhook_retry_max_s: float = Field(3600.0, gt=0)
+    webhook_retry_window_s: float = Field(86400.0, gt=0)
+    webhook_workers: int = Field(8, ge=1, le=64)
+    # Absolute base of the links in webhook payloads (e.g. https://earshot.example.com).
+    public_url: str | None = None
 
     @field_validator("admin_key")
     @classmethod

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api import api_keys, health, ingest, machines, sensors
+from service.api import (
+    alerts,
+    api_keys,
+    health,
+    ingest,
+    machines,
+    sensors,
+    silences,
+    webhooks,
+)
 
 v1 = APIRouter(prefix="/v1")
 v1.include_router(api_keys.router)
 v1.include_router(machines.router)
 v1.include_router(sensors.router)
 v1.include_router(ingest.router)
+v1.include_router(alerts.router)
+v1.include_router(silences.router)
+v1.include_router(webhooks.router)
 
 __all__ = ["health", "v1"]
