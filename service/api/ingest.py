@@ -136,13 +136,14 @@ def _now_us() -> int:
 def _commit_windows(pool: ConnectionPool, target: IngestTarget, times_us: np.ndarray,
                     values: np.ndarray,
                     annotate: Callable[[psycopg.Connection], Any] | None = None) -> InsertResult:
-    """Store validated windows (and `annotate`'s rows) in one transaction, committed on
-    return. A fresh pooled connection is idle, so this block is the top-level transaction."""
+    """Store validated windows, and `annotate`'s rows unless every window was already
+    stored (a retried upload, whose annotations committed with it), in one transaction,
+    committed on return. A fresh pooled connection is idle: this is the top-level one."""
     with pool.connection() as conn, conn.transaction():
         if sensor_queries.ingest_target(conn, target.id, lock=True) is None:
             raise NotFoundError(f"sensor {target.id} was deleted during the request")
         result = insert_windows(conn, target.id, times_us, values)
-        if annotate is not None:
+        if annotate is not None and result.accepted > 0:
             annotate(conn)
     return result
 
@@ -207,7 +208,11 @@ async def post_audio(
     label: Annotated[Label | None, Query(description="class of the whole clip")] = None,
     baseline: Annotated[bool, Query(description="the clip is normal operation")] = False,
 ) -> AudioIngestResult:
-    """A WAV, FLAC or Ogg Vorbis clip; window k is stored at start + k * hop."""
+    """A WAV, FLAC or Ogg Vorbis clip; window k is stored at start + k * hop.
+
+    `baseline=true` marks the clip's range as normal operation, `label` as that class, in
+    the same transaction. Idempotent: a retry stores nothing new, annotations included.
+    """
     _require_writer(principal, sensor_id)
     _require_media_type(request, AUDIO_TYPES)
     target = await run_in_threadpool(_target, pool, sensor_id)
