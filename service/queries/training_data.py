@@ -1,0 +1,96 @@
+"""Which windows a machine's detector trains on.
+
+`training_ranges` is the one place that decides the time ranges of normal operation:
+today the machine's baselines intersected with [since, now]. Alert feedback plugs in here
+(union false-positive alert spans, subtract spans confirmed as faults) so the trainer,
+which only reads windows inside the returned ranges, picks it up unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import numpy as np
+import psycopg
+
+from ingest.store import decode_vectors
+
+TimeRange = tuple[datetime, datetime]
+
+SELECT_SENSORS = """
+SELECT id, name, embedding_kind, dim FROM sensors WHERE machine_id = %s
+ORDER BY created_at, id
+"""
+SELECT_BASELINE_RANGES = """
+SELECT greatest(start_at, coalesce(%(since)s, '-infinity'::timestamptz)) AS lo,
+       least(end_at, now()) AS hi
+FROM baselines
+WHERE machine_id = %(machine_id)s AND start_at < now()
+  AND end_at > coalesce(%(since)s, '-infinity'::timestamptz)
+ORDER BY lo, hi
+"""
+# Ranges are disjoint (merged first), so no window is read twice. Newest first so the cap
+# keeps the most recent normal operation.
+SELECT_TRAINING_WINDOWS = """
+SELECT e.t, e.v
+FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS r(lo, hi)
+JOIN embeddings e ON e.t >= r.lo AND e.t < r.hi
+WHERE e.sensor_id = ANY(%(sensors)s)
+ORDER BY e.t DESC
+LIMIT %(cap)s
+"""
+
+
+@dataclass(frozen=True)
+class SensorInfo:
+    id: UUID
+    name: str
+    embedding_kind: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class TrainingWindows:
+    times: list[datetime]
+    values: np.ndarray
+
+
+def machine_sensors(conn: psycopg.Connection, machine_id: UUID) -> list[SensorInfo]:
+    """The machine's sensors, oldest first."""
+    return [SensorInfo(*row) for row in conn.execute(SELECT_SENSORS, (machine_id,))]
+
+
+def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
+    """Sorted, non-overlapping, non-empty ranges covering the same instants."""
+    merged: list[TimeRange] = []
+    for lo, hi in sorted(r for r in ranges if r[0] < r[1]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def training_ranges(conn: psycopg.Connection, machine_id: UUID,
+                    since: datetime | None) -> list[TimeRange]:
+    """Normal-operation ranges of the machine within [since, now] (since=None: all time),
+    merged, as half-open [start, end) ranges."""
+    rows = conn.execute(SELECT_BASELINE_RANGES,
+                        {"machine_id": machine_id, "since": since}).fetchall()
+    return merge_ranges((row[0], row[1]) for row in rows)
+
+
+def training_windows(conn: psycopg.Connection, sensor_ids: list[UUID], dim: int,
+                     ranges: list[TimeRange], cap: int) -> TrainingWindows:
+    """At most `cap` windows of the sensors inside `ranges` (the newest), in time order."""
+    if not ranges or not sensor_ids:
+        return TrainingWindows([], np.empty((0, dim), dtype=np.float32))
+    merged = merge_ranges(ranges)
+    params = {"lo": [r[0] for r in merged], "hi": [r[1] for r in merged],
+              "sensors": sensor_ids, "cap": cap}
+    rows = conn.execute(SELECT_TRAINING_WINDOWS, params).fetchall()
+    rows.reverse()
+    return TrainingWindows([row[0] for row in rows], decode_vectors([row[1] for row in rows], dim))

@@ -1,0 +1,2 @@
+"""Training jobs: detector configuration -> fitted, versioned models (run in the scheduler
+process, never in an API request)."""
