@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     webhook_workers: int = Field(8, ge=1, le=64)
     # Absolute base of the links in webhook payloads (e.g. https://earshot.example.com).
     public_url: str | None = None
+    # Training jobs and the scheduler process (service.training, service.scheduler).
+    train_max_windows: int = Field(200_000, ge=100)  # newest windows kept: bounds memory
+    train_concurrency: int = Field(1, ge=1, le=16)  # fits are CPU-heavy
+    train_heartbeat_s: float = Field(5.0, gt=0)
+    # A running job whose heartbeat is older than this lost its process: re-queued (or
+    # failed after train_max_attempts claims, so a job that kills its process cannot loop).
+    train_stale_s: float = Field(60.0, gt=0)
+    train_max_attempts: int = Field(3, ge=1)
+    scheduler_sync_s: float = Field(5.0, gt=0)  # re-read retrain crons this often
+    scheduler_poll_s: float = Field(1.0, gt=0)  # job-queue poll when no NOTIFY arrives
+    scheduler_shutdown_s: float = Field(3.0, gt=0)
+    # "module:function" turning a retrain_cron string into an APScheduler trigger.
+    retrain_trigger: str = "service.scheduler.cron:crontab_trigger"
 
     @field_validator("admin_key")
     @classmethod
