@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     scheduler_shutdown_s: float = Field(3.0, gt=0)
     # "module:function" turning a retrain_cron string into an APScheduler trigger.
     retrain_trigger: str = "service.scheduler.cron:crontab_trigger"
+    # Scoring worker and timelines (service.scoring). A chunk bounds the windows (and
+    # memory) of one scoring transaction; a 24 h backfill is committed chunk by chunk.
+    scoring_chunk_windows: int = Field(5000, ge=1, le=200_000)
+    scoring_claim_rows: int = Field(5000, ge=1, le=100_000)
+    scoring_poll_s: float = Field(1.0, gt=0, le=1.0)  # fallback when no NOTIFY arrives
+    health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
+    rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
+    ingest_errors_retention_days: float = Field(30.0, gt=0)
 
     @field_validator("admin_key")
     @classmethod

@@ -10,6 +10,7 @@ from service.api import (
     health,
     ingest,
     machines,
+    scores,
     sensors,
     silences,
     webhooks,
@@ -20,6 +21,7 @@ v1.include_router(api_keys.router)
 v1.include_router(machines.router)
 v1.include_router(sensors.router)
 v1.include_router(ingest.router)
+v1.include_router(scores.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)

@@ -1,0 +1,44 @@
+"""Retention (scheduler job, hourly): raw embeddings and scores/predictions are dropped a
+chunk at a time after their retention periods; rollups outlive raw scores (kept forever
+unless `rollups_retention_days` is set), so long timelines stay available.
+
+An advisory lock keeps two scheduler processes from running it at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from psycopg_pool import ConnectionPool
+
+from service.queries import retention as q
+from service.queries.rollups import try_lock
+from service.settings import Settings
+
+log = logging.getLogger("earshot.retention")
+
+
+def enforce(settings: Settings, pool: ConnectionPool, now: datetime | None = None,
+            ) -> dict[str, int]:
+    """Apply every retention setting; returns what was removed (chunks or rows)."""
+    now = now or datetime.now(UTC)
+    embeddings_cutoff = now - timedelta(days=settings.embeddings_retention_days)
+    scores_cutoff = now - timedelta(days=settings.scores_retention_days)
+    removed: dict[str, int] = {}
+    with pool.connection() as conn, conn.transaction():
+        if not try_lock(conn, q.RETENTION_LOCK_KEY):
+            return removed
+        removed["embeddings_chunks"] = q.drop_chunks(conn, "embeddings", embeddings_cutoff)
+        removed["scores_chunks"] = q.drop_chunks(conn, "scores", scores_cutoff)
+        removed["predictions_chunks"] = q.drop_chunks(conn, "predictions", scores_cutoff)
+        removed["ingest_batches"] = q.delete_expired_batches(conn, embeddings_cutoff)
+        removed["ingest_errors"] = q.delete_ingest_errors(
+            conn, now - timedelta(days=settings.ingest_errors_retention_days))
+        if settings.rollups_retention_days is not None:
+            removed["rollups"] = q.delete_rollups(
+                conn, now - timedelta(days=settings.rollups_retention_days))
+    if any(removed.values()):
+        log.info("retention enforced", extra=removed)
+    return removed
+

@@ -1,0 +1,200 @@
+"""One scoring iteration: claim queued ingest batches, score their windows with each
+machine's active detector, store the scores once per (window, model version), evaluate
+alert rules, and retire the batches, all in one transaction.
+
+Exactly once: a batch row leaves the queue only in the transaction that stored its scores,
+and `ON CONFLICT DO NOTHING` on (sensor, t, model version) makes re-scoring a window (a
+retried ingest batch, overlapping batches, a second scorer) store nothing twice; only the
+rows an iteration actually inserted reach the alert hook. The queue itself is the
+persisted watermark, so a restart resumes where the last commit left off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+import numpy as np
+import psycopg
+
+from ingest.store import decode_vectors
+from service.alerting import hooks
+from service.queries import scores as q
+from service.scoring import copy
+
+log = logging.getLogger("earshot.scoring")
+_ONE_US = timedelta(microseconds=1)
+
+
+class ActiveModel(Protocol):
+    """What the scorer needs of `service.training.models.LoadedModel`."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def embedding_kind(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def detector(self) -> Any: ...  # fitted: decision_function(X) -> scores
+
+
+ModelLoader = Callable[[psycopg.Connection, UUID], ActiveModel | None]
+
+
+def default_loader(conn: psycopg.Connection, machine_id: UUID) -> ActiveModel | None:
+    from service.training.models import load_active
+
+    loaded: ActiveModel | None = load_active(conn, machine_id)
+    return loaded
+
+
+@dataclass
+class StepResult:
+    claimed: int = 0
+    windows: int = 0
+    inserted: int = 0
+    more: bool = False
+
+
+@dataclass
+class _Work:
+    """Windows of one machine gathered from its batches, deduplicated on (sensor, t)."""
+
+    model: ActiveModel
+    keys: dict[tuple[UUID, datetime], bytes] = field(default_factory=dict)
+
+
+class Scorer:
+    def __init__(self, chunk_windows: int = 5000, claim_rows: int = 5000,
+                 loader: ModelLoader = default_loader) -> None:
+        self.chunk_windows = chunk_windows
+        self.claim_rows = claim_rows
+        self._loader = loader
+        self._models: dict[UUID, ActiveModel] = {}
+
+    def step(self, conn: psycopg.Connection) -> StepResult:
+        """Run one iteration in its own transaction on `conn`."""
+        with conn.transaction():
+            claimed = q.claim_batches(conn, self.claim_rows)
+            if not claimed:
+                return StepResult()
+            batches, limits = _within_budget(claimed, self.chunk_windows)
+            result = StepResult(claimed=len(batches),
+                                more=len(batches) < len(claimed)
+                                or len(claimed) == self.claim_rows)
+            models = self._models_for(conn, batches)
+            scorable = [i for i, b in enumerate(batches) if _usable(b, models)]
+            rows = q.read_batch_windows(conn, [batches[i] for i in scorable],
+                                        [limits[i] for i in scorable])
+            result.windows = len(rows)
+            work, shrunk = _gather(rows, [batches[i] for i in scorable],
+                                   [limits[i] for i in scorable], models)
+            result.more = result.more or bool(shrunk)
+            result.inserted = _store_and_alert(conn, work)
+            shrunk_ids = {s.id for s in shrunk}
+            q.finish_batches(conn, [b.id for b in batches if b.id not in shrunk_ids], shrunk)
+        return result
+
+    def _models_for(self, conn: psycopg.Connection,
+                    batches: list[q.ClaimedBatch]) -> dict[UUID, ActiveModel]:
+        """The active model of every machine in `batches`, reloaded only when the active
+        version changed since this scorer last loaded it."""
+        wanted = {b.machine_id: b.active_version for b in batches
+                  if b.machine_id is not None and b.active_version is not None}
+        models: dict[UUID, ActiveModel] = {}
+        for machine_id, version in wanted.items():
+            cached = self._models.get(machine_id)
+            if cached is None or cached.version != version:
+                cached = self._load(conn, machine_id)
+            if cached is not None:
+                self._models[machine_id] = cached
+                models[machine_id] = cached
+        return models
+
+    def _load(self, conn: psycopg.Connection, machine_id: UUID) -> ActiveModel | None:
+        try:
+            with conn.transaction():
+                return self._loader(conn, machine_id)
+        except Exception:
+            # An unloadable model (e.g. a tampered artifact) must not block every other
+            # machine's scoring: its batches are retired unscored, and the error logged.
+            log.exception("cannot load the active detector", extra={"machine_id": machine_id})
+            return None
+
+
+def _within_budget(claimed: list[q.ClaimedBatch],
+                   budget: int) -> tuple[list[q.ClaimedBatch], list[int]]:
+    """The oldest batches whose window counts fit in `budget` (at least one), each with the
+    most windows it may contribute this iteration."""
+    chosen: list[q.ClaimedBatch] = []
+    limits: list[int] = []
+    used = 0
+    for batch in claimed:
+        if chosen and used + max(batch.n, 1) > budget:
+            break
+        chosen.append(batch)
+        limits.append(max(budget - used, 1))
+        used += max(batch.n, 1)
+    return chosen, limits
+
+
+def _usable(batch: q.ClaimedBatch, models: dict[UUID, ActiveModel]) -> bool:
+    if batch.machine_id is None or batch.machine_id not in models:
+        return False  # deleted sensor, or no active model: nothing to score
+    model = models[batch.machine_id]
+    if (batch.embedding_kind, batch.dim) != (model.embedding_kind, model.dim):
+        log.warning("sensor embedding does not match the active detector; batch not scored",
+                    extra={"sensor_id": batch.sensor_id, "machine_id": batch.machine_id,
+                           "sensor_kind": batch.embedding_kind, "model_kind": model.embedding_kind})
+        return False
+    return True
+
+
+def _gather(rows: list[tuple[int, datetime, bytes]], batches: list[q.ClaimedBatch],
+            limits: list[int], models: dict[UUID, ActiveModel],
+            ) -> tuple[dict[UUID, _Work], list[q.ShrunkBatch]]:
+    work: dict[UUID, _Work] = {}
+    per_batch: dict[int, list[datetime]] = defaultdict(list)
+    for index, t, blob in rows:
+        batch = batches[index]
+        assert batch.machine_id is not None
+        item = work.get(batch.machine_id)
+        if item is None:
+            item = work[batch.machine_id] = _Work(models[batch.machine_id])
+        item.keys[(batch.sensor_id, t)] = blob
+        per_batch[index].append(t)
+    shrunk = [q.ShrunkBatch(batches[i].id, times[-1] + _ONE_US, len(times))
+              for i, times in per_batch.items() if len(times) >= limits[i]]
+    return work, shrunk
+
+
+def _store_and_alert(conn: psycopg.Connection, work: dict[UUID, _Work]) -> int:
+    blocks = [_score_block(machine_id, item) for machine_id, item in work.items()]
+    if not blocks:
+        return 0
+    inserted = q.insert_scores(conn, copy.payload(blocks))
+    groups: dict[tuple[UUID, int], list[hooks.ScoredWindow]] = defaultdict(list)
+    for machine_id, version, t, sensor_id, score, threshold, anomalous in inserted:
+        groups[(machine_id, version)].append(
+            hooks.ScoredWindow(t=t, sensor_id=sensor_id, score=score, threshold=threshold,
+                               anomalous=anomalous))
+    for (machine_id, version), windows in groups.items():
+        hooks.on_scored(conn, machine_id, version, windows)
+    return len(inserted)
+
+
+def _score_block(machine_id: UUID, item: _Work) -> bytes:
+    keys = list(item.keys)
+    vectors = decode_vectors(list(item.keys.values()), item.model.dim)
+    scores = np.asarray(item.model.detector.decision_function(vectors), dtype=np.float64)
+    anomalous = scores > item.model.threshold
+    return copy.score_rows(machine_id, [k[0] for k in keys], [k[1] for k in keys],
+                           item.model.version, scores, float(item.model.threshold), anomalous)
