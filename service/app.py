@@ -18,7 +18,7 @@ from service.settings import Settings, get_settings
 def create_app(settings: Settings | None = None, pool: ConnectionPool | None = None) -> FastAPI:
     settings = settings or get_settings()
     owned_pool = pool is None
-    the_pool = pool or make_pool(settings)
+    the_pool = pool or make_pool(settings, autocommit=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

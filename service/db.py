@@ -14,15 +14,20 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
-def make_pool(settings: Settings, *, max_size: int | None = None) -> ConnectionPool:
+def make_pool(settings: Settings, *, max_size: int | None = None,
+              autocommit: bool = False) -> ConnectionPool:
     """A pool that opens lazily and waits at most `db_timeout_s` for a connection, so a
-    database outage turns into a fast 503 instead of a hung request."""
+    database outage turns into a fast 503 instead of a hung request.
+
+    The API's pool is `autocommit`: a read (such as the token lookup) then never leaves a
+    transaction open, so a route's `with conn.transaction():` is a real BEGIN/COMMIT that
+    ends before the response is sent — never a savepoint committed after it."""
     return ConnectionPool(
         settings.resolved_database_url(),
         min_size=settings.db_pool_min,
         max_size=max_size or settings.db_pool_max,
         timeout=settings.db_timeout_s,
-        kwargs={"connect_timeout": max(1, int(settings.db_timeout_s))},
+        kwargs={"connect_timeout": max(1, int(settings.db_timeout_s)), "autocommit": autocommit},
         configure=_configure,
         check=ConnectionPool.check_connection,
         open=False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -29,18 +28,6 @@ LabelFilter = Annotated[list[str] | None, Query(
     description="'key:value' (label equals value) or 'key' (label present); repeatable")]
 
 
-def write_transaction(conn: psycopg.Connection) -> AbstractContextManager[psycopg.Transaction]:
-    """A top-level transaction on the request's connection: the end of its block is the
-    commit, so the response is sent only after the write is durable.
-
-    The principal lookup leaves the connection inside an implicit read transaction; a
-    `conn.transaction()` opened there is only a savepoint, and the real commit would come
-    when the connection dependency is cleaned up, after the response has been sent.
-    """
-    conn.commit()  # ends the read-only lookup transaction: nothing written yet
-    return conn.transaction()
-
-
 def _machine_or_404(row: dict[str, Any] | None, machine_id: UUID) -> MachineOut:
     if row is None:
         raise NotFoundError(f"machine {machine_id} does not exist")
@@ -49,7 +36,7 @@ def _machine_or_404(row: dict[str, Any] | None, machine_id: UUID) -> MachineOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MachineOut)
 def create_machine(body: MachineCreate, conn: ConnDep, _: AdminDep) -> MachineOut:
-    with write_transaction(conn):
+    with conn.transaction():
         row = machines.insert(conn, body.name, body.kind, body.location, body.labels)
     if row is None:
         raise ConflictError(f"a machine named {body.name!r} already exists")
@@ -94,7 +81,7 @@ def get_machine(machine_id: UUID, conn: ConnDep, _: ReaderDep) -> MachineOut:
 def patch_machine(machine_id: UUID, body: MachinePatch, conn: ConnDep,
                   _: AdminDep) -> MachineOut:
     try:
-        with write_transaction(conn):
+        with conn.transaction():
             row = machines.update(conn, machine_id, body.changes())
     except psycopg.errors.UniqueViolation:
         raise ConflictError(f"a machine named {body.name!r} already exists") from None
@@ -104,7 +91,7 @@ def patch_machine(machine_id: UUID, body: MachinePatch, conn: ConnDep,
 @router.delete("/{machine_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_machine(machine_id: UUID, conn: ConnDep, _: AdminDep,
                    confirm: Confirm = None) -> Response:
-    with write_transaction(conn):
+    with conn.transaction():
         sensor_ids = machines.lock_for_delete(conn, machine_id)
         if sensor_ids is None:
             raise NotFoundError(f"machine {machine_id} does not exist")

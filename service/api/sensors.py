@@ -9,7 +9,7 @@ import psycopg
 from fastapi import APIRouter, Response, status
 
 from service import security
-from service.api.machines import Confirm, refuse_data_loss, write_transaction
+from service.api.machines import Confirm, refuse_data_loss
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import machines
@@ -44,7 +44,7 @@ def create_sensor(machine_id: UUID, body: SensorCreate, conn: ConnDep,
                   _: AdminDep) -> SensorCreated:
     token = security.new_token(security.INGEST_TOKEN_PREFIX)
     assert body.embedding.dim is not None  # resolved by the schema
-    with write_transaction(conn):
+    with conn.transaction():
         _machine_exists(conn, machine_id)
         row = sensor_queries.insert(conn, machine_id, body.name, body.embedding.kind,
                                     body.embedding.dim, body.resolved_window_s(),
@@ -72,7 +72,7 @@ def get_sensor(sensor_id: UUID, conn: ConnDep, _: ReaderDep) -> SensorOut:
 @router.patch("/sensors/{sensor_id}", response_model=SensorOut)
 def patch_sensor(sensor_id: UUID, body: SensorPatch, conn: ConnDep, _: AdminDep) -> SensorOut:
     try:
-        with write_transaction(conn):
+        with conn.transaction():
             current = _sensor_or_404(sensor_queries.get(conn, sensor_id), sensor_id)
             try:
                 check_window(current.embedding.kind, body.window_s)
@@ -87,7 +87,7 @@ def patch_sensor(sensor_id: UUID, body: SensorPatch, conn: ConnDep, _: AdminDep)
 @router.delete("/sensors/{sensor_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_sensor(sensor_id: UUID, conn: ConnDep, _: AdminDep,
                   confirm: Confirm = None) -> Response:
-    with write_transaction(conn):
+    with conn.transaction():
         if not sensor_queries.lock_for_delete(conn, sensor_id):
             raise NotFoundError(f"sensor {sensor_id} does not exist")
         if confirm is None:
@@ -101,7 +101,7 @@ def delete_sensor(sensor_id: UUID, conn: ConnDep, _: AdminDep,
 def rotate_token(sensor_id: UUID, conn: ConnDep, _: AdminDep) -> SensorCreated:
     """A new ingest token, shown once; the old one stops working when this returns."""
     token = security.new_token(security.INGEST_TOKEN_PREFIX)
-    with write_transaction(conn):
+    with conn.transaction():
         row = sensor_queries.rotate_token(conn, sensor_id, security.digest(token))
     sensor = _sensor_or_404(row, sensor_id)
     return SensorCreated(**sensor.model_dump(), ingest_token=token)

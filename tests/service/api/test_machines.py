@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from ingest import codec
 from service import security
-from service.api.machines import write_transaction
+from service.db import make_pool
 from service.queries import api_keys, machines
 
 PROBLEM = "application/problem+json"
@@ -214,14 +214,17 @@ def test_delete_with_data_needs_confirmation(admin: TestClient,
     assert _hypertable_rows(conn, keep["id"])["embeddings"] == 3
 
 
-def test_write_transaction_commits_at_block_end(settings, conn: psycopg.Connection) -> None:
-    """After an API-key lookup the connection is inside a read transaction; the write must
-    still be visible to others when the block ends, not when the connection is released."""
-    with psycopg.connect(settings.resolved_database_url()) as request_conn:
-        with conn.transaction():
-            api_keys.insert(conn, "k", "admin", security.digest("esk_x"), "esk_x…")
+def test_write_is_committed_at_block_end_after_a_token_lookup(settings, conn: psycopg.Connection
+                                                              ) -> None:
+    """The API pool is autocommit: after an API-key lookup no read transaction is left
+    open, so the route's transaction block is a real commit, visible to others at once
+    (not when the connection is released after the response)."""
+    with conn.transaction():
+        api_keys.insert(conn, "k", "admin", security.digest("esk_x"), "esk_x…")
+    with make_pool(settings, max_size=1, autocommit=True) as pool, \
+            pool.connection() as request_conn:
         assert api_keys.active_role(request_conn, security.digest("esk_x")) is not None
-        with write_transaction(request_conn):
+        with request_conn.transaction():
             machines.insert(request_conn, "seen", "press", None, {})
         row = conn.execute("SELECT count(*) FROM machines WHERE name = 'seen'").fetchone()
         assert row == (1,)
