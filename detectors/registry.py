@@ -1,0 +1,89 @@
+"""Name -> detector class registry, parameter validation and construction.
+
+This is the service's entry point: ``list_algorithms`` backs ``GET /v1/detectors``,
+``validate_params`` / ``validate_threshold`` check a training request, and ``build``
+turns a validated request into an unfitted detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .autoencoder import AutoencoderDetector
+from .base import BaseDetector
+from .ecod import ECODDetector
+from .errors import UnknownAlgorithmError
+from .gaussian import GMMDetector, MahalanobisDetector
+from .params import THRESHOLD_SPECS, ParamValue, validate, validate_threshold
+from .pyod_models import IForestDetector, KNNDetector, PCADetector
+
+ALGORITHMS: dict[str, type[BaseDetector]] = {
+    cls.name: cls
+    for cls in (
+        IForestDetector,
+        GMMDetector,
+        KNNDetector,
+        PCADetector,
+        ECODDetector,
+        MahalanobisDetector,
+        AutoencoderDetector,
+    )
+}
+
+__all__ = [
+    "ALGORITHMS",
+    "build",
+    "get_algorithm",
+    "list_algorithms",
+    "threshold_schema",
+    "validate_params",
+    "validate_threshold",
+]
+
+
+def get_algorithm(name: str) -> type[BaseDetector]:
+    """The detector class registered as ``name``; raises UnknownAlgorithmError."""
+    try:
+        return ALGORITHMS[name]
+    except (KeyError, TypeError):
+        raise UnknownAlgorithmError(name, ALGORITHMS) from None
+
+
+def list_algorithms() -> list[dict[str, Any]]:
+    """JSON-serialisable description of every algorithm and its parameters."""
+    return [
+        {
+            "name": name,
+            "description": cls.description,
+            "params": [spec.to_dict() for spec in cls.algorithm_specs()],
+        }
+        for name, cls in ALGORITHMS.items()
+    ]
+
+
+def threshold_schema() -> list[dict[str, Any]]:
+    """JSON-serialisable description of the threshold config (``method``, ``q``)."""
+    return [spec.to_dict() for spec in THRESHOLD_SPECS]
+
+
+def validate_params(name: str, params: Mapping[str, object] | None) -> dict[str, ParamValue]:
+    """Validate ``params`` for algorithm ``name`` and return them with defaults filled.
+
+    Raises UnknownAlgorithmError or InvalidParamsError (listing every problem and the
+    valid parameter names). Threshold settings are not algorithm parameters: pass them
+    to :func:`validate_threshold` / :func:`build`.
+    """
+    return validate(get_algorithm(name).algorithm_specs(), params, name)
+
+
+def build(
+    name: str,
+    params: Mapping[str, object] | None = None,
+    threshold: Mapping[str, object] | None = None,
+) -> BaseDetector:
+    """An unfitted detector from a (validated here) algorithm name, params and threshold."""
+    cls = get_algorithm(name)
+    checked = validate_params(name, params)
+    limits = validate_threshold(threshold)
+    return cls(**checked, threshold_method=limits["method"], threshold_q=limits["q"])
