@@ -22,10 +22,11 @@ def make_pool(settings: Settings, *, max_size: int | None = None,
     The API's pool is `autocommit`: a read (such as the token lookup) then never leaves a
     transaction open, so a route's `with conn.transaction():` is a real BEGIN/COMMIT that
     ends before the response is sent — never a savepoint committed after it."""
+    size = max_size or settings.db_pool_max
     return ConnectionPool(
         settings.resolved_database_url(),
-        min_size=settings.db_pool_min,
-        max_size=max_size or settings.db_pool_max,
+        min_size=min(settings.db_pool_min, size),
+        max_size=size,
         timeout=settings.db_timeout_s,
         kwargs={"connect_timeout": max(1, int(settings.db_timeout_s)), "autocommit": autocommit},
         configure=_configure,
