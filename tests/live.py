@@ -121,10 +121,13 @@ class Mosquitto:
         self.conf = state_dir / "mosquitto.conf"
         state_dir.mkdir(parents=True, exist_ok=True)
         # `user` only matters when run as root: stay root rather than drop to a user that
-        # cannot write the persistence directory.
+        # cannot write the persistence directory. Mosquitto silently drops QoS 1 messages
+        # beyond max_queued_messages (default 1000) per subscriber: raise it, as docs/mqtt.md
+        # tells operators to.
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {state_dir}/\nautosave_interval 1\n"
+            "max_queued_messages 1000000\n"
             f"user {getpass.getuser()}\nlog_dest file {state_dir}/mosquitto.log\n")
         self.proc: subprocess.Popen[bytes] | None = None
 

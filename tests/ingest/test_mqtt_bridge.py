@@ -1,0 +1,375 @@
+"""The MQTT bridge end to end: a real Mosquitto, the bridge as its own process
+(`earshot bridge`), the real TimescaleDB; faults injected by killing and restarting them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import numpy as np
+import psycopg
+import pytest
+import soundfile as sf
+
+from ingest.codec import to_rfc3339
+from ingest.features import embed
+from ingest.mqtt import connect_async, parse_mqtt_url, persistent_client, sensor_topic
+from ingest.mqtt_bridge import (
+    DimCache,
+    Inbound,
+    InvalidMessage,
+    TopicPattern,
+    Validator,
+    limits_from,
+    store_group,
+)
+from ingest.store import read_windows
+from service import security
+from service.settings import Settings
+from tests import db as test_db
+from tests.conftest import DATA_DIR
+from tests.live import ROOT, Mosquitto, service_env, stop_process, wait_until
+
+BLDC_16K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1450rpm.wav"
+DIM = 128
+WAIT_S = 60.0
+
+
+class BridgeProcess:
+    """`earshot bridge` in a subprocess, against the test database and broker."""
+
+    def __init__(self, settings: Settings, broker: Mosquitto, log_dir: Path) -> None:
+        self._env = service_env(settings, EARSHOT_MQTT_URL=broker.url,
+                                EARSHOT_MQTT_CLIENT_ID=f"bridge-{uuid.uuid4().hex[:8]}",
+                                EARSHOT_LOG_LEVEL="INFO")
+        self._log = log_dir / "bridge.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "bridge"],
+                                         cwd=ROOT, env=self._env, stdout=log,
+                                         stderr=subprocess.STDOUT)
+
+    def wait_subscribed(self, times: int = 1) -> None:
+        # Messages published before the bridge's session first subscribed go nowhere.
+        wait_until(lambda: self.log_text().count("subscribed to") >= times, WAIT_S,
+                   "the bridge to subscribe")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def log_text(self) -> str:
+        return self._log.read_text(errors="replace")
+
+
+class Publisher:
+    """A sensor publishing with QoS 1 on a persistent session; paho keeps every message
+    until the broker's PUBACK and resends it after a reconnect."""
+
+    def __init__(self, broker_url: str) -> None:
+        broker = parse_mqtt_url(broker_url)
+        self._connected = threading.Event()
+        self.client = persistent_client(f"pub-{uuid.uuid4().hex[:8]}", broker)
+        self.client.on_connect = lambda *_: self._connected.set()
+        # PUBACKs seen by mid: MQTTMessageInfo refuses to report on a message published
+        # while the broker was away, though paho keeps it and resends it on reconnect.
+        self._acked: set[int] = set()
+        self.client.on_publish = lambda _c, _u, mid, *_: self._acked.add(mid)
+        connect_async(self.client, broker)
+        self.client.loop_start()
+        assert self._connected.wait(10), "publisher could not connect"
+        self._sent: list[int] = []
+
+    def publish(self, topic: str, payload: bytes | str) -> None:
+        self._sent.append(self.client.publish(topic, payload, qos=1).mid)
+
+    def wait_all_acked(self, timeout_s: float = WAIT_S) -> None:
+        wait_until(lambda: self._acked.issuperset(self._sent), timeout_s,
+                   "the broker to acknowledge every message")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def db(conn: psycopg.Connection) -> psycopg.Connection:
+    conn.autocommit = True  # every poll sees the bridge's latest commits
+    return conn
+
+
+@pytest.fixture
+def bridge(settings: Settings, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[BridgeProcess]:
+    process = BridgeProcess(settings, mosquitto, tmp_path)
+    process.start()
+    process.wait_subscribed()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(process.log_text()[-4000:])  # shown by pytest when the test failed
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(mosquitto.url)
+    try:
+        yield pub
+    finally:
+        pub.close()
+
+
+def make_sensor(conn: psycopg.Connection, dim: int = DIM) -> UUID:
+    machine = conn.execute("INSERT INTO machines (name, kind) VALUES (%s, 'pump') RETURNING id",
+                           (f"m-{uuid.uuid4().hex[:8]}",)).fetchone()
+    assert machine is not None
+    row = conn.execute(
+        "INSERT INTO sensors (machine_id, name, embedding_kind, dim, token_hash) "
+        "VALUES (%s, 'mic', 'logmel-v1', %s, %s) RETURNING id",
+        (machine[0], dim, security.digest(security.new_token("est_")))).fetchone()
+    assert row is not None
+    return UUID(str(row[0]))
+
+
+def payload(times_us: np.ndarray, values: np.ndarray) -> str:
+    windows = [{"t": to_rfc3339(int(t)), "v": [float(x) for x in v]}
+               for t, v in zip(times_us, values, strict=True)]
+    return json.dumps({"windows": windows})
+
+
+def start_us() -> int:
+    return (int(time.time()) - 3600) * 1_000_000
+
+
+def count(conn: psycopg.Connection, sensor_id: UUID) -> int:
+    row = conn.execute("SELECT count(*) FROM embeddings WHERE sensor_id = %s",
+                       (sensor_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for_count(conn: psycopg.Connection, sensor_id: UUID, n: int,
+                   bridge: BridgeProcess) -> None:
+    def reached() -> bool:
+        if bridge.proc is not None and bridge.proc.poll() is not None:
+            pytest.fail(f"bridge exited: {bridge.log_text()[-2000:]}")
+        return count(conn, sensor_id) >= n
+
+    wait_until(reached, WAIT_S, f"{n} windows stored", interval_s=0.1)
+    assert count(conn, sensor_id) == n
+
+
+def assert_stored(conn: psycopg.Connection, sensor_id: UUID, times_us: np.ndarray,
+                  values: np.ndarray) -> None:
+    first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(times_us[0]))
+    times, stored = read_windows(conn, sensor_id, first, first + timedelta(days=1), DIM)
+    expected = [first + timedelta(microseconds=int(t - times_us[0])) for t in times_us]
+    assert times == expected
+    np.testing.assert_array_equal(stored, values)
+    batches = conn.execute("SELECT coalesce(sum(n), 0) FROM ingest_batches WHERE sensor_id = %s",
+                           (sensor_id,)).fetchone()
+    assert batches is not None and batches[0] == len(times_us)  # nothing accepted twice
+
+
+def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    times = start_us() + np.arange(n, dtype=np.int64) * 1_000_000
+    return times, np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def test_bridge_stores_logmel_windows_of_a_real_recording(
+        db: psycopg.Connection, bridge: BridgeProcess, publisher: Publisher) -> None:
+    samples, sr = sf.read(BLDC_16K, dtype="float32", always_2d=True)
+    values = embed(samples, sr)
+    times = start_us() + np.arange(len(values), dtype=np.int64) * 1_000_000
+    sensor_id = make_sensor(db)
+    topic = sensor_topic(sensor_id)
+    for i in range(0, len(values), 3):  # messages of up to three windows, as a gateway sends
+        publisher.publish(topic, payload(times[i:i + 3], values[i:i + 3]))
+    publisher.wait_all_acked()
+    wait_for_count(db, sensor_id, len(values), bridge)
+    assert len(values) == 10
+    assert_stored(db, sensor_id, times, values)
+
+
+def test_invalid_messages_are_dead_lettered_and_do_not_block_the_stream(
+        db: psycopg.Connection, bridge: BridgeProcess, publisher: Publisher) -> None:
+    sensor_id = make_sensor(db)
+    topic = sensor_topic(sensor_id)
+    times, values = synthetic(3, seed=1)
+    nan = payload(times[:1], values[:1]).replace(str(float(values[0, 5])), "NaN", 1)
+    bad: list[tuple[str, bytes | str, str]] = [
+        (topic, b"{not json", "malformed JSON"),
+        (topic, payload(times[:1], values[:1, :64]), "v has 64 elements, expected 128"),
+        (topic, nan, "NaN"),
+        (topic, json.dumps({"windows": [{"t": "2026-11-22T10:00:00", "v": [0.0] * DIM}]}),
+         "no UTC offset"),
+        (sensor_topic(uuid.uuid4()), payload(times[:1], values[:1]), "unknown sensor"),
+        ("earshot/sensors/not-a-uuid/embeddings", b"{}", "not a sensor id"),
+        (topic, b"\x00\xff binary junk", "malformed JSON"),
+    ]
+    for bad_topic, body, _ in bad:
+        publisher.publish(bad_topic, body)
+    publisher.publish(topic, payload(times, values))  # after every poison message
+    publisher.wait_all_acked()
+    wait_for_count(db, sensor_id, 3, bridge)
+    assert_stored(db, sensor_id, times, values)
+    wait_until(lambda: _dead_letters(db) >= len(bad), WAIT_S, "dead letters")
+    rows = db.execute("SELECT sensor_id, topic, source, reason, payload_excerpt "
+                      "FROM ingest_errors ORDER BY id").fetchall()
+    assert len(rows) == len(bad)
+    for (sid, row_topic, source, reason, excerpt), (bad_topic, body, why) in zip(
+            rows, bad, strict=True):
+        assert why in reason, reason
+        assert (source, row_topic) == ("mqtt", bad_topic)
+        assert excerpt and excerpt[:5] == (body.decode("utf-8", "replace") if isinstance(
+            body, bytes) else body)[:5].replace("\x00", "\ufffd")
+        assert sid == (sensor_id if bad_topic == topic else None if "not-a-uuid" in bad_topic
+                       else UUID(bad_topic.split("/")[2]))
+
+
+def _dead_letters(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM ingest_errors").fetchone()
+    return int(row[0]) if row else 0
+
+
+def publish_all(publisher: Publisher, topic: str, times: np.ndarray, values: np.ndarray,
+                per_message: int, pause_s: float = 0.0) -> None:
+    for i in range(0, len(times), per_message):
+        publisher.publish(topic, payload(times[i:i + per_message], values[i:i + per_message]))
+        time.sleep(pause_s)
+
+
+@pytest.mark.slow
+def test_bridge_killed_mid_stream_stores_every_window_exactly_once(
+        db: psycopg.Connection, bridge: BridgeProcess, publisher: Publisher) -> None:
+    sensor_id = make_sensor(db)
+    times, values = synthetic(600, seed=2)
+    # ~1.5 s of publishing (the bridge keeps up at several hundred messages/s), so the
+    # kill lands while messages are still arriving.
+    feeder = threading.Thread(target=publish_all,
+                              args=(publisher, sensor_topic(sensor_id), times, values, 2, 0.005))
+    feeder.start()
+    wait_until(lambda: count(db, sensor_id) >= 20, WAIT_S, "the stream to start")
+    bridge.kill()  # SIGKILL: no cleanup, whatever was received but not acked is in flight
+    stored_at_kill = count(db, sensor_id)
+    assert 20 <= stored_at_kill < len(times), "the kill must land mid-stream"
+    feeder.join(timeout=WAIT_S)
+    publisher.wait_all_acked()
+    bridge.start()
+    bridge.wait_subscribed(times=2)
+    wait_for_count(db, sensor_id, len(times), bridge)
+    assert_stored(db, sensor_id, times, values)
+    assert _dead_letters(db) == 0
+
+
+@pytest.mark.slow
+def test_broker_restart_mid_stream_loses_nothing(
+        db: psycopg.Connection, mosquitto: Mosquitto, bridge: BridgeProcess,
+        publisher: Publisher) -> None:
+    sensor_id = make_sensor(db)
+    topic = sensor_topic(sensor_id)
+    times, values = synthetic(400, seed=3)
+    publish_all(publisher, topic, times[:200], values[:200], per_message=1)
+    publisher.wait_all_acked()  # the broker owns them now, most not yet delivered
+    mosquitto.stop()
+    stored_at_stop = count(db, sensor_id)
+    publish_all(publisher, topic, times[200:], values[200:], per_message=1)  # paho holds these
+    mosquitto.start()
+    publisher.wait_all_acked()
+    wait_for_count(db, sensor_id, len(times), bridge)
+    assert stored_at_stop < len(times)
+    assert_stored(db, sensor_id, times, values)
+
+
+@pytest.mark.slow
+def test_database_outage_holds_messages_until_the_database_is_back(
+        db: psycopg.Connection, settings: Settings, bridge: BridgeProcess,
+        publisher: Publisher) -> None:
+    sensor_id = make_sensor(db)
+    topic = sensor_topic(sensor_id)
+    times, values = synthetic(30, seed=4)
+    publish_all(publisher, topic, times[:5], values[:5], per_message=1)
+    wait_for_count(db, sensor_id, 5, bridge)
+    with database_refusing_connections(db, settings):
+        publish_all(publisher, topic, times[5:], values[5:], per_message=1)
+        publisher.wait_all_acked()
+        wait_until(lambda: "retrying" in bridge.log_text(), WAIT_S, "the bridge to retry")
+        assert count(db, sensor_id) == 5
+    wait_for_count(db, sensor_id, len(times), bridge)
+    assert_stored(db, sensor_id, times, values)
+    assert _dead_letters(db) == 0
+
+
+@contextmanager
+def database_refusing_connections(db: psycopg.Connection, settings: Settings) -> Iterator[None]:
+    """A real outage for everyone but the test: new connections are refused and open ones
+    (the bridge's pool) are terminated."""
+    name = db.info.dbname
+    with psycopg.connect(test_db.admin_url(settings), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                      "AND pid <> %s AND backend_type = 'client backend'",
+                      (name, db.info.backend_pid))
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+
+def test_a_batch_the_database_refuses_is_dead_lettered_and_its_group_still_stored(
+        db: psycopg.Connection, settings: Settings) -> None:
+    """In-process: a trigger makes the database refuse one window (as a constraint added
+    later might); only that message is parked, its group-mates commit."""
+    sensor_id = make_sensor(db)
+    times, values = synthetic(4, seed=5)
+    refused = to_rfc3339(int(times[2]))
+    db.execute(f"""
+        CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+          IF NEW.t = '{refused}'::timestamptz THEN
+            RAISE EXCEPTION 'window refused' USING ERRCODE = 'data_exception';
+          END IF; RETURN NEW; END $$;
+        CREATE TRIGGER refuse BEFORE INSERT ON embeddings FOR EACH ROW EXECUTE FUNCTION refuse();
+    """)
+    topic = sensor_topic(sensor_id)
+    group = [Inbound(1, i, 1, topic, payload(times[i:i + 1], values[i:i + 1]).encode())
+             for i in range(4)]
+    validator = Validator(TopicPattern(settings.mqtt_topic), limits_from(settings), 1 << 20)
+    db.autocommit = False
+    assert store_group(db, validator, DimCache(), group) == (3, 1)
+    db.autocommit = True
+    keep = [0, 1, 3]
+    assert_stored(db, sensor_id, times[keep], values[keep])
+    row = db.execute("SELECT reason FROM ingest_errors").fetchone()
+    assert row is not None and "the database refused the batch: window refused" in row[0]
+
+
+def test_topic_pattern_and_broker_urls() -> None:
+    sensor_id = uuid.uuid4()
+    pattern = TopicPattern("earshot/sensors/+/embeddings")
+    assert pattern.sensor_id(sensor_topic(sensor_id)) == sensor_id
+    with pytest.raises(InvalidMessage, match="does not match"):
+        pattern.sensor_id("earshot/sensors/x")
+    with pytest.raises(ValueError, match="exactly one"):
+        TopicPattern("earshot/#")
+    broker = parse_mqtt_url("mqtts://s%40x:p%3Aw@broker.example")
+    assert (broker.host, broker.port, broker.username, broker.password, broker.tls) == (
+        "broker.example", 8883, "s@x", "p:w", True)
+    assert str(broker) == "mqtts://broker.example:8883"  # never the password in logs
+    with pytest.raises(ValueError, match="mqtt://host:1883"):
+        parse_mqtt_url("http://broker:1883")
