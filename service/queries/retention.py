@@ -15,6 +15,14 @@ DELETE_OLD_ROLLUPS = "DELETE FROM score_rollups WHERE bucket < %s"
 # Queue rows whose windows are gone can never be scored.
 DELETE_EXPIRED_BATCHES = "DELETE FROM ingest_batches WHERE t_max < %s"
 HYPERTABLES = ("embeddings", "scores", "predictions")
+# drop_chunks needs an exclusive lock on each chunk: a long reader would otherwise stall
+# it (and every writer queued behind it). Giving up means trying again at the next run.
+LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+
+
+def limit_lock_wait(conn: psycopg.Connection, seconds: float) -> None:
+    """For the rest of the transaction, fail instead of waiting longer for a lock."""
+    conn.execute(LOCK_TIMEOUT, (f"{int(seconds * 1000)}ms",))
 
 
 def drop_chunks(conn: psycopg.Connection, hypertable: str, older_than: datetime) -> int:

@@ -2,7 +2,9 @@
 chunk at a time after their retention periods; rollups outlive raw scores (kept forever
 unless `rollups_retention_days` is set), so long timelines stay available.
 
-An advisory lock keeps two scheduler processes from running it at the same time.
+An advisory lock keeps two scheduler processes from running it at the same time, and a
+lock timeout keeps a long-running reader of an old chunk from stalling ingest behind it
+(the run fails, nothing is half-done, and the next run retries).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from service.queries.rollups import try_lock
 from service.settings import Settings
 
 log = logging.getLogger("earshot.retention")
+LOCK_WAIT_S = 10.0
 
 
 def enforce(settings: Settings, pool: ConnectionPool, now: datetime | None = None,
-            ) -> dict[str, int]:
+            lock_wait_s: float = LOCK_WAIT_S) -> dict[str, int]:
     """Apply every retention setting; returns what was removed (chunks or rows)."""
     now = now or datetime.now(UTC)
     embeddings_cutoff = now - timedelta(days=settings.embeddings_retention_days)
@@ -29,6 +32,7 @@ def enforce(settings: Settings, pool: ConnectionPool, now: datetime | None = Non
     with pool.connection() as conn, conn.transaction():
         if not try_lock(conn, q.RETENTION_LOCK_KEY):
             return removed
+        q.limit_lock_wait(conn, lock_wait_s)
         removed["embeddings_chunks"] = q.drop_chunks(conn, "embeddings", embeddings_cutoff)
         removed["scores_chunks"] = q.drop_chunks(conn, "scores", scores_cutoff)
         removed["predictions_chunks"] = q.drop_chunks(conn, "predictions", scores_cutoff)

@@ -86,22 +86,21 @@ class Scorer:
             claimed = q.claim_batches(conn, self.claim_rows)
             if not claimed:
                 return StepResult()
-            batches, limits = _within_budget(claimed, self.chunk_windows)
-            result = StepResult(claimed=len(batches),
-                                more=len(batches) < len(claimed)
-                                or len(claimed) == self.claim_rows)
-            models = self._models_for(conn, batches)
-            scorable = [i for i, b in enumerate(batches) if _usable(b, models)]
-            rows = q.read_batch_windows(conn, [batches[i] for i in scorable],
-                                        [limits[i] for i in scorable])
-            result.windows = len(rows)
-            work, shrunk = _gather(rows, [batches[i] for i in scorable],
-                                   [limits[i] for i in scorable], models)
-            result.more = result.more or bool(shrunk)
-            result.inserted = _store_and_alert(conn, work)
+            models = self._models_for(conn, claimed)
+            usable = [b for b in claimed if _usable(b, models)]
+            usable_ids = {b.id for b in usable}
+            # Nothing can score these (no active model, deleted sensor, wrong embedding).
+            retired = [b.id for b in claimed if b.id not in usable_ids]
+            batches, limits = _within_budget(usable, self.chunk_windows)
+            rows = q.read_batch_windows(conn, batches, limits)
+            work, shrunk = _gather(rows, batches, limits, models)
+            inserted = _store_and_alert(conn, work)
             shrunk_ids = {s.id for s in shrunk}
-            q.finish_batches(conn, [b.id for b in batches if b.id not in shrunk_ids], shrunk)
-        return result
+            q.finish_batches(conn, retired + [b.id for b in batches if b.id not in shrunk_ids],
+                             shrunk)
+        more = len(batches) < len(usable) or len(claimed) == self.claim_rows or bool(shrunk)
+        return StepResult(claimed=len(claimed), windows=len(rows), inserted=inserted,
+                          more=more)
 
     def _models_for(self, conn: psycopg.Connection,
                     batches: list[q.ClaimedBatch]) -> dict[UUID, ActiveModel]:
@@ -132,17 +131,18 @@ class Scorer:
 
 def _within_budget(claimed: list[q.ClaimedBatch],
                    budget: int) -> tuple[list[q.ClaimedBatch], list[int]]:
-    """The oldest batches whose window counts fit in `budget` (at least one), each with the
-    most windows it may contribute this iteration."""
+    """The oldest batches that fit in `budget` windows, each with the most windows it may
+    contribute this iteration (the last one may be cut short and finish later)."""
     chosen: list[q.ClaimedBatch] = []
     limits: list[int] = []
     used = 0
     for batch in claimed:
-        if chosen and used + max(batch.n, 1) > budget:
+        if used >= budget:
             break
+        limit = budget - used
         chosen.append(batch)
-        limits.append(max(budget - used, 1))
-        used += max(batch.n, 1)
+        limits.append(limit)
+        used += min(max(batch.n, 1), limit)
     return chosen, limits
 
 
