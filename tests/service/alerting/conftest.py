@@ -47,6 +47,7 @@ def feed(conn: psycopg.Connection, machine_id: UUID, sensor_id: UUID, start: dat
          scores: list[float], threshold: float, version: int = 1) -> datetime:
     """Store one score row per value (1 s apart) and run the alert hook on them in one
     transaction, as the scorer does; the time after the last window."""
+    conn.commit()  # end a test's read transaction: the hook's writes must commit here
     windows = [ScoredWindow(t=start + timedelta(seconds=i), sensor_id=sensor_id, score=s,
                             threshold=threshold, anomalous=s > threshold)
                for i, s in enumerate(scores)]
