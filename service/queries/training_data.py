@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 import numpy as np
 import psycopg
 
 from ingest.store import decode_vectors
+from service.queries import alerts as alert_queries
 
 TimeRange = tuple[datetime, datetime]
 
@@ -74,13 +75,30 @@ def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
     return merged
 
 
+def subtract_ranges(ranges: list[TimeRange], cuts: Iterable[TimeRange]) -> list[TimeRange]:
+    """`ranges` (merged) without the instants of `cuts`, still sorted and disjoint."""
+    result = ranges
+    for cut_lo, cut_hi in merge_ranges(cuts):
+        kept: list[TimeRange] = []
+        for lo, hi in result:
+            kept.extend(r for r in ((lo, min(hi, cut_lo)), (max(lo, cut_hi), hi)) if r[0] < r[1])
+        result = kept
+    return result
+
+
 def training_ranges(conn: psycopg.Connection, machine_id: UUID,
                     since: datetime | None) -> list[TimeRange]:
     """Normal-operation ranges of the machine within [since, now] (since=None: all time),
-    merged, as half-open [start, end) ranges."""
+    merged, as half-open [start, end) ranges: its baselines plus the spans of alerts given
+    `false_positive` feedback, minus the spans of alerts `confirmed` as faults."""
     rows = conn.execute(SELECT_BASELINE_RANGES,
                         {"machine_id": machine_id, "since": since}).fetchall()
-    return merge_ranges((row[0], row[1]) for row in rows)
+    normal = [(row[0], row[1]) for row in rows]
+    lo_bound, now = since or datetime.min.replace(tzinfo=UTC), datetime.now(UTC)
+    normal += [(max(lo, lo_bound), min(hi, now))
+               for lo, hi in alert_queries.feedback_ranges(conn, machine_id, "false_positive")]
+    faults = alert_queries.feedback_ranges(conn, machine_id, "confirmed")
+    return subtract_ranges(merge_ranges(normal), faults)
 
 
 def training_windows(conn: psycopg.Connection, sensor_ids: list[UUID], dim: int,
