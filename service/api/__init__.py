@@ -7,12 +7,16 @@ from fastapi import APIRouter
 from service.api import (
     alerts,
     api_keys,
+    baselines,
+    detectors,
     health,
     ingest,
     machines,
+    models,
     scores,
     sensors,
     silences,
+    training,
     webhooks,
 )
 
@@ -25,5 +29,9 @@ v1.include_router(scores.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)
+v1.include_router(detectors.router)
+v1.include_router(baselines.router)
+v1.include_router(training.router)
+v1.include_router(models.router)
 
 __all__ = ["health", "v1"]
