@@ -8,6 +8,13 @@ from psycopg_pool import ConnectionPool
 
 from service.settings import Settings
 
+# psycopg_pool retries a failed connect with doubling delays until `reconnect_timeout`
+# (default 300 s): after a long outage the next attempt could be half a minute away. A
+# short window ends each retry chain soon; the next request that needs a connection then
+# starts a new chain with an immediate attempt, so the pool recovers within seconds of the
+# database's return, however long it was gone.
+RECONNECT_WINDOW_S = 3.0
+
 
 def _configure(conn: psycopg.Connection) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
@@ -31,6 +38,7 @@ def make_pool(settings: Settings, *, max_size: int | None = None,
         kwargs={"connect_timeout": max(1, int(settings.db_timeout_s)), "autocommit": autocommit},
         configure=_configure,
         check=ConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_WINDOW_S,
         open=False,
         name="earshot",
     )
