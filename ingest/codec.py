@@ -148,9 +148,11 @@ def _window_fields(i: int, item: Any, dim: int) -> tuple[int, list[Any]]:
         j = next(j for j, x in enumerate(v) if type(x) not in _NUMBER_TYPES)
         raise fail(f"v[{j}] is {_json_name(v[j])}, expected a number")
     # A huge JSON integer would make numpy raise instead of overflowing to inf like a float.
-    if int in types and not all(abs(x) <= _FLOAT32_MAX for x in v):
-        j = next(j for j, x in enumerate(v) if abs(x) > _FLOAT32_MAX)
-        raise fail(f"v[{j}] is an integer outside the float32 range")
+    # Only integers are looked at: NaN/Infinity tokens are floats, reported as non-finite.
+    if int in types:
+        j = next((j for j, x in enumerate(v) if type(x) is int and abs(x) > _FLOAT32_MAX), -1)
+        if j >= 0:
+            raise fail(f"v[{j}] is an integer outside the float32 range")
     return t_us, v
 
 

@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from service import logs, metrics, problems
 from service.api import health, v1
+from service.bodylimit import BodyLimit
 from service.db import make_pool
 from service.ratelimit import RateLimiter
 from service.settings import Settings, get_settings
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
     app.state.pool = the_pool
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    # Innermost user middleware: its 413 is raised in the route's own task, where the
+    # exception handlers see it (outside a BaseHTTPMiddleware it would be an ExceptionGroup).
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.middleware("http")(metrics.observe)
     problems.install(app)
     app.include_router(health.router)

@@ -69,8 +69,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-        return problem(exc.status_code, title, str(exc.detail), request.url.path,
+        title = {404: "Not found", 405: "Method not allowed",
+                 413: "Payload too large"}.get(exc.status_code, "HTTP error")
+        detail = str(exc.detail)
+        if exc.status_code == 413:  # service.bodylimit: a chunked body passed the limit
+            limit = request.app.state.settings.max_body_bytes
+            detail = (f"the request body exceeds {limit:,} bytes; at most {limit:,} bytes "
+                      "are accepted per request (split it)")
+        return problem(exc.status_code, title, detail, request.url.path,
                        dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(RequestValidationError)
@@ -85,3 +91,21 @@ def install(app: FastAPI) -> None:
         return problem(503, "Database unavailable",
                        "the database is not reachable; retry shortly", request.url.path,
                        {"Retry-After": RETRY_AFTER_S})
+
+    @app.exception_handler(psycopg.errors.DiskFull)
+    async def _disk_full(request: Request, exc: Exception) -> JSONResponse:
+        # The transaction rolled back: nothing of the request was stored.
+        log.error("database disk full: %s", type(exc).__name__)
+        return problem(507, "Insufficient storage",
+                       "the database has no space left to store this; nothing was stored. "
+                       "Retry after an operator frees disk space", request.url.path,
+                       {"Retry-After": RETRY_AFTER_S})
+
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        # A value that passed validation but that PostgreSQL cannot hold (a NUL character
+        # in text, a number out of a column's range): the client's input, not our outage.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("unstorable value: %s", type(exc).__name__)
+        return problem(422, "Invalid request",
+                       f"a value in the request cannot be stored: {message}", request.url.path)
