@@ -33,14 +33,21 @@ WHERE machine_id = %(machine_id)s AND start_at < now()
   AND end_at > coalesce(%(since)s, '-infinity'::timestamptz)
 ORDER BY lo, hi
 """
-# Ranges are disjoint (merged first), so no window is read twice. Newest first so the cap
-# keeps the most recent normal operation.
+# Ranges are disjoint (merged first), so no window is read twice. One index range scan
+# per (range, sensor) on the (sensor_id, t) primary key: a join filter over the ranges
+# would scan every sensor's windows in the period. Newest first so the cap keeps the most
+# recent normal operation.
 SELECT_TRAINING_WINDOWS = """
-SELECT e.t, e.v
+SELECT w.t, w.v
 FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS r(lo, hi)
-JOIN embeddings e ON e.t >= r.lo AND e.t < r.hi
-WHERE e.sensor_id = ANY(%(sensors)s)
-ORDER BY e.t DESC
+CROSS JOIN unnest(%(sensors)s::uuid[]) AS s(id)
+CROSS JOIN LATERAL (
+    SELECT e.t, e.v FROM embeddings e
+    WHERE e.sensor_id = s.id AND e.t >= r.lo AND e.t < r.hi
+    ORDER BY e.t DESC
+    LIMIT %(cap)s
+) AS w
+ORDER BY w.t DESC
 LIMIT %(cap)s
 """
 

@@ -124,7 +124,14 @@ def execute(settings: Settings, pool: ConnectionPool, job: ClaimedJob) -> Outcom
     except Exception as exc:
         log.exception("training job %s crashed", job.id)
         return fail(settings, pool, job, f"internal error: {type(exc).__name__}: {exc}")
-    outcome = finish(settings, pool, job, model)
+    try:
+        outcome = finish(settings, pool, job, model)
+    except (psycopg.OperationalError, PoolTimeout):
+        raise
+    except Exception as exc:  # a bug storing this model must not stop the scheduler
+        log.exception("training job %s: storing the model failed", job.id)
+        return fail(settings, pool, job, f"internal error storing the model: "
+                                         f"{type(exc).__name__}: {exc}")
     log.info("training job %s: %s, version %s, fit %.2fs, total %.2fs", job.id,
              outcome.state, outcome.version, model.fit_seconds, time.perf_counter() - started)
     return outcome
