@@ -205,3 +205,19 @@ def test_thirty_days_are_served_from_hour_rollups(
     print(f"\n30-day timeline, {len(times)} rows: COPY {copy_s:.2f} s, refresh "
           f"{refresh_s:.2f} s; p50 "
           + ", ".join(f"{k} {statistics.median(v) * 1e3:.1f} ms" for k, v in timings.items()))
+
+
+def test_alert_spans_in_range_are_listed(admin: TestClient, conn: psycopg.Connection,
+                                         scored_machine: UUID) -> None:
+    conn.execute(
+        "INSERT INTO alerts (machine_id, type, state, starts_at, ends_at, resolved_at) VALUES "
+        "(%(m)s, 'anomaly', 'resolved', '2026-11-20T07:00:00Z', '2026-11-20T07:05:00Z', now()),"
+        "(%(m)s, 'anomaly', 'resolved', '2026-11-19T07:00:00Z', '2026-11-19T07:05:00Z', now()),"
+        "(%(m)s, 'no_data', 'firing', '2026-11-20T09:00:00Z', NULL, NULL)",
+        {"m": scored_machine})
+    conn.commit()
+    body = admin.get(f"/v1/machines/{scored_machine}/timeline", params={
+        "start": "2026-11-20T06:00:00Z", "end": "2026-11-20T13:00:00Z"}).json()
+    assert [(a["type"], a["state"]) for a in body["alerts"]] == \
+        [("anomaly", "resolved"), ("no_data", "firing")]
+    assert body["alerts"][1]["ends_at"] is None

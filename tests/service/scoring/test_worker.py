@@ -200,3 +200,25 @@ def test_unscorable_batches_leave_the_queue(conn: psycopg.Connection,
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "cannot load the active detector" in messages
     assert "does not match the active detector" in messages
+
+
+@pytest.mark.slow
+def test_worker_recovers_when_its_database_sessions_are_killed(
+        conn: psycopg.Connection, settings: Settings, pool: ConnectionPool,
+        workers: list[WorkerThread]) -> None:
+    """Every server session but the test's own is terminated mid-stream (pool connections
+    and the LISTEN connection): the worker reconnects and still scores every window once."""
+    machine_id, (sensor,) = make_machine(conn)
+    activate_model(conn, machine_id)
+    vectors = np.concatenate([bldc("healthy", "test"), bldc("propeller")])
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    workers.append(WorkerThread(settings, pool))
+    ingest(conn, sensor, start, vectors[:60], per_batch=6)
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    conn.commit()
+    ingest(conn, sensor, start + timedelta(seconds=60), vectors[60:], per_batch=6)
+    _wait_for_scores(conn, [machine_id], len(vectors))
+    workers[0].close()
+    assert _counts(conn, [machine_id]) == (len(vectors), len(vectors))
+    assert _queue_length(conn) == 0
