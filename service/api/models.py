@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import NotFoundError
@@ -20,6 +20,7 @@ from service.training import models
 router = APIRouter(prefix="/machines/{machine_id}/models", tags=["models"])
 Target = Annotated[str, Query(pattern="^(detector|classifier)$",
                               description="which kind of model")]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="model version")]
 
 
 def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
@@ -38,7 +39,7 @@ def list_models(machine_id: UUID, conn: ConnDep, _: ReaderDep, target: Target = 
 
 
 @router.get("/{version}", response_model=ModelOut)
-def get_model(machine_id: UUID, version: int, conn: ConnDep, _: ReaderDep,
+def get_model(machine_id: UUID, version: Version, conn: ConnDep, _: ReaderDep,
               target: Target = "detector") -> ModelOut:
     row = model_queries.get_model(conn, machine_id, target, version)
     if row is None:
@@ -48,7 +49,7 @@ def get_model(machine_id: UUID, version: int, conn: ConnDep, _: ReaderDep,
 
 
 @router.post("/{version}/activate", response_model=ModelOut)
-def activate_model(machine_id: UUID, version: int, conn: ConnDep, _: AdminDep,
+def activate_model(machine_id: UUID, version: Version, conn: ConnDep, _: AdminDep,
                    target: Target = "detector") -> ModelOut:
     with conn.transaction():
         config = model_configs.get_config(conn, machine_id, target)

@@ -65,10 +65,15 @@ def fire(pool: ConnectionPool, machine_id: UUID, target: str,
     if slot is None:
         log.warning("retrain of %s/%s fired outside any slot", machine_id, target)
         return None
-    with pool.connection() as conn, conn.transaction():
-        job_id = jobs.insert_slot(conn, machine_id, target, slot)
-        if job_id is not None:
-            model_configs.notify_scheduler(conn, f"job:{job_id}")
+    try:
+        with pool.connection() as conn, conn.transaction():
+            job_id = jobs.insert_slot(conn, machine_id, target, slot)
+            if job_id is not None:
+                model_configs.notify_scheduler(conn, f"job:{job_id}")
+    except (psycopg.Error, PoolTimeout) as exc:  # database down, or machine just deleted
+        log.warning("slot %s of %s/%s not queued: %s", slot.isoformat(), machine_id, target,
+                    exc)
+        return None
     if job_id is None:
         log.info("slot %s of %s/%s already queued by another scheduler", slot.isoformat(),
                  machine_id, target)

@@ -15,7 +15,8 @@ class BaselineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start: AwareDatetime
     end: AwareDatetime
-    note: str | None = Field(None, max_length=2000)
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail at insert time.
+    note: str | None = Field(None, max_length=2000, pattern=r"^[^\x00]*$")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -56,6 +56,7 @@ def test_create_list_delete(admin: TestClient, conn: psycopg.Connection) -> None
     {"start": "2026-11-20T08:00:00Z"},
     {"start": "2026-11-20T08:00:00Z", "end": "2026-11-20T09:00:00Z", "note": "x" * 2001},
     {"start": "2026-11-20T08:00:00Z", "end": "2026-11-20T09:00:00Z", "label": "ok"},
+    {"start": "2026-11-20T08:00:00Z", "end": "2026-11-20T09:00:00Z", "note": "a\u0000b"},
 ])
 def test_invalid_ranges_are_rejected(admin: TestClient, conn: psycopg.Connection,
                                      body: dict[str, object]) -> None:

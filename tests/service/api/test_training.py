@@ -115,6 +115,8 @@ def test_auto_manual_activation_and_rollback(admin: TestClient, settings: Settin
     assert [m["version"] for m in models(admin, machine_id) if m["active"]] == [3]
     assert_problem(admin.post(f"/v1/machines/{machine_id}/models/9/activate"), 404)
     assert_problem(admin.post(f"/v1/machines/{uuid.uuid4()}/models/1/activate"), 404)
+    assert_problem(admin.get(f"/v1/machines/{machine_id}/models/{2**31}"), 422)
+    assert_problem(admin.get(f"/v1/machines/{machine_id}/models?target=anomaly"), 422)
 
 
 def test_first_activation_queues_the_backfill(admin: TestClient, settings: Settings,
