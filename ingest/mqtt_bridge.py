@@ -218,6 +218,7 @@ class Bridge:
         self._ack_lock = threading.Lock()
         self._generation = 0
         self.stored_windows = self.dead_letters = 0
+        self.subscribed = False
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -247,6 +248,7 @@ class Bridge:
             log.error("MQTT broker refused the subscription to %s: %s", self._topics.pattern,
                       ", ".join(map(str, reasons)))
         else:
+            self.subscribed = True
             log.info("subscribed to %s", self._topics.pattern)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object,
@@ -326,7 +328,7 @@ def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level)
     try:
-        pool = make_pool(settings, max_size=settings.db_pool_min)
+        pool = make_pool(settings, max_size=2, autocommit=True)
         bridge = Bridge(settings, pool)
     except ValueError as exc:
         raise SystemExit(f"earshot bridge: {exc}") from exc

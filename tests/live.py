@@ -23,7 +23,7 @@ import pytest
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
@@ -75,14 +75,15 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 class LiveApi:
     """`uvicorn service.app:app_from_env` in a subprocess against the test database."""
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings, self.port = settings, free_port()
+    def __init__(self, settings: Settings, log_dir: Path, **env: str) -> None:
+        """``env``: extra ``EARSHOT_*`` variables, e.g. a low rate limit."""
+        self.settings, self.port, self._extra_env = settings, free_port(), env
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log_dir / f"api-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: bool = True) -> str:
-        env = service_env(self.settings, EARSHOT_PORT=str(self.port))
+        env = service_env(self.settings, EARSHOT_PORT=str(self.port), **self._extra_env)
         with self._log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
@@ -115,7 +116,9 @@ class Mosquitto:
     """A broker of our own (never the system one on 1883), persistent so a restart keeps
     queued QoS 1 messages and sessions."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, extra_conf: str = "") -> None:
+        """``extra_conf``: more mosquitto.conf lines (e.g. password_file, acl_file with
+        ``allow_anonymous false``; the later line wins)."""
         self.port, self.state_dir = free_port(), state_dir
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.conf = state_dir / "mosquitto.conf"
@@ -128,7 +131,8 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {state_dir}/\nautosave_interval 1\n"
             "max_queued_messages 1000000\n"
-            f"user {getpass.getuser()}\nlog_dest file {state_dir}/mosquitto.log\n")
+            f"user {getpass.getuser()}\nlog_dest file {state_dir}/mosquitto.log\n"
+            + extra_conf)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -350,9 +350,7 @@ def test_a_batch_the_database_refuses_is_dead_lettered_and_its_group_still_store
     group = [Inbound(1, i, 1, topic, payload(times[i:i + 1], values[i:i + 1]).encode())
              for i in range(4)]
     validator = Validator(TopicPattern(settings.mqtt_topic), limits_from(settings), 1 << 20)
-    db.autocommit = False
     assert store_group(db, validator, DimCache(), group) == (3, 1)
-    db.autocommit = True
     keep = [0, 1, 3]
     assert_stored(db, sensor_id, times[keep], values[keep])
     row = db.execute("SELECT reason FROM ingest_errors").fetchone()

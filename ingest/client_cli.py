@@ -1,0 +1,228 @@
+"""`earshot sensor`: play recordings into Earshot the way a sensor or gateway would.
+
+    earshot sensor stream --url http://127.0.0.1:8000 --sensor-id ID --token est_... PATH
+    earshot sensor stream --mqtt mqtt://ID:PASSWORD@broker:1883 --sensor-id ID --realtime PATH
+    earshot sensor upload --url ... --sensor-id ID --token est_... --baseline FOLDER
+
+`stream` computes logmel-v1 locally window by window and sends batches (HTTP binary, or
+MQTT QoS 1); `upload` posts each file to the audio endpoint. Both retry while the service is
+unreachable and are safe to re-run with the same --start: stored windows are deduplicated.
+The token may also come from EARSHOT_SENSOR_TOKEN (keeps it out of the process list).
+
+Exit status: 0 done, 1 refused (HTTP 4xx, or the MQTT broker's ACL), 2 bad arguments,
+3 gave up retrying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ingest.client import (
+    AUDIO_TYPES,
+    BrokerRefusedError,
+    MqttSender,
+    RejectedError,
+    RetryPolicy,
+    SensorClient,
+    ServiceUnavailableError,
+    WindowSender,
+)
+from ingest.codec import parse_rfc3339, to_rfc3339
+from ingest.playback import (
+    SPEC,
+    Recording,
+    back_to_back,
+    find_recordings,
+    stream_windows,
+    total_duration_us,
+)
+
+
+@dataclass
+class Totals:
+    windows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    counted: bool = True  # False over MQTT: the broker does not say what was new
+
+
+def _start_us(text: str | None, default_us: int) -> int:
+    if text is None:
+        return default_us
+    try:
+        return parse_rfc3339(text)
+    except (ValueError, OverflowError) as exc:
+        raise SystemExit(_usage_error(f"--start: {exc}")) from None
+
+
+def _usage_error(message: str) -> int:
+    print(f"earshot sensor: {message}", file=sys.stderr)
+    return 2
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _paced(placed: list[tuple[Recording, int]], realtime: bool
+           ) -> Iterator[tuple[int, np.ndarray]]:
+    """Windows in order; with ``realtime``, each only once its end has been 'heard'."""
+    wall0, t0 = time.monotonic(), placed[0][1] if placed else 0
+    hop_us = round(SPEC.hop_s * 1_000_000)
+    for rec, start_us in placed:
+        for t_us, vector in stream_windows(rec, start_us):
+            if realtime:
+                due = wall0 + (t_us + hop_us - t0) / 1e6
+                time.sleep(max(0.0, due - time.monotonic()))
+            yield t_us, vector
+
+
+def _send(sender: WindowSender, times: list[int], vectors: list[np.ndarray],
+          totals: Totals) -> None:
+    result = sender.send_windows(np.asarray(times, dtype=np.int64), np.stack(vectors))
+    totals.windows += len(times)
+    if result is None:
+        totals.counted = False
+    else:
+        totals.accepted += result.accepted
+        totals.duplicates += result.duplicates
+
+
+def stream(sender: WindowSender, recordings: list[Recording], start_us: int, batch: int,
+           realtime: bool, progress: bool = True) -> Totals:
+    """Send every full window of the recordings, ``batch`` windows per request."""
+    totals, times, vectors = Totals(), [], []
+    expected = sum(rec.frames * SPEC.sample_rate // rec.sample_rate // SPEC.window_samples
+                   for rec in recordings)
+    with tqdm(total=expected, unit="win", disable=not progress) as bar:
+        for t_us, vector in _paced(back_to_back(recordings, start_us), realtime):
+            times.append(t_us)
+            vectors.append(vector)
+            if len(times) >= batch:
+                _send(sender, times, vectors, totals)
+                bar.update(len(times))
+                times, vectors = [], []
+        if times:
+            _send(sender, times, vectors, totals)
+            bar.update(len(times))
+    return totals
+
+
+def upload(client: SensorClient, recordings: list[Recording], start_us: int, *,
+           baseline: bool, label: str | None, progress: bool = True) -> Totals:
+    """One audio request per file, files back to back in time from ``start_us``."""
+    totals = Totals()
+    placed = back_to_back(recordings, start_us)
+    with tqdm(placed, unit="file", disable=not progress) as bar:
+        for rec, file_start in bar:
+            bar.set_postfix_str(rec.path.name)
+            content_type = AUDIO_TYPES.get(rec.path.suffix.lower(), "application/octet-stream")
+            result = client.upload_audio(rec.path.read_bytes(), start_us=file_start,
+                                         baseline=baseline, label=label,
+                                         content_type=content_type)
+            totals.windows += result.windows
+            totals.accepted += result.accepted
+            totals.duplicates += result.duplicates
+    return totals
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earshot sensor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="Earshot API base URL, e.g. http://127.0.0.1:8000")
+    common.add_argument("--sensor-id", required=True)
+    common.add_argument("--token", default=os.environ.get("EARSHOT_SENSOR_TOKEN"),
+                        help="the sensor's ingest token (est_...); default "
+                             "$EARSHOT_SENSOR_TOKEN")
+    common.add_argument("--start", help="RFC 3339 time of the first sample (default: so "
+                                        "the recordings end now; now with --realtime)")
+    common.add_argument("--retry-for", type=float, default=3600.0, metavar="SECONDS",
+                        help="keep retrying one request this long before giving up")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument("path", type=Path, help="an audio file or a folder of them")
+    s = sub.add_parser("stream", parents=[common], help="compute logmel-v1 locally and send "
+                                                        "windows (HTTP or MQTT)")
+    s.add_argument("--mqtt", metavar="URL", help="publish to this broker instead of HTTP: "
+                                                 "mqtt://[user:password@]host:1883")
+    s.add_argument("--realtime", action="store_true", help="pace windows at 1 per second")
+    s.add_argument("--batch", type=int, default=None, help="windows per request "
+                                                           "(default 1 realtime, else 50)")
+    u = sub.add_parser("upload", parents=[common], help="send recordings to the audio "
+                                                        "endpoint, one request per file")
+    u.add_argument("--baseline", action="store_true", help="mark them as normal operation")
+    u.add_argument("--label", help="a class label for the recorded time ranges")
+    return parser
+
+
+def _sender(args: argparse.Namespace, retry: RetryPolicy) -> WindowSender:
+    if args.mqtt:
+        return MqttSender(args.mqtt, args.sensor_id, retry=retry)
+    return SensorClient(args.url, args.sensor_id, args.token, retry=retry)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if args.command == "stream" and args.mqtt:
+        return None
+    if not args.url:
+        return "--url is required" + (" (or --mqtt)" if args.command == "stream" else "")
+    if not args.token:
+        return "--token (or EARSHOT_SENSOR_TOKEN) is required"
+    if args.command == "stream" and args.batch is not None and args.batch < 1:
+        return "--batch must be at least 1"
+    return None
+
+
+def _run(args: argparse.Namespace) -> Totals:
+    recordings = find_recordings(args.path)
+    retry = RetryPolicy(give_up_after_s=args.retry_for)
+    realtime = args.command == "stream" and args.realtime
+    default = _now_us() - (0 if realtime else total_duration_us(recordings))
+    start_us = _start_us(args.start, default)
+    # Said up front: re-running with this --start after a failure resumes without duplicates.
+    print(f"earshot sensor: {len(recordings)} file(s) from --start {to_rfc3339(start_us)}",
+          file=sys.stderr)
+    if args.command == "upload":
+        with SensorClient(args.url, args.sensor_id, args.token, retry=retry) as client:
+            return upload(client, recordings, start_us, baseline=args.baseline,
+                          label=args.label, progress=not args.quiet)
+    sender = _sender(args, retry)
+    try:
+        return stream(sender, recordings, start_us, args.batch or (1 if realtime else 50),
+                      realtime, progress=not args.quiet)
+    finally:
+        sender.close()
+
+
+def main(argv: list[str]) -> None:
+    args = _parser().parse_args(argv)
+    problem = _check(args)
+    if problem is not None:
+        sys.exit(_usage_error(problem))
+    started = time.monotonic()
+    try:
+        totals = _run(args)
+    except ValueError as exc:  # unreadable path or audio, bad sensor id
+        sys.exit(_usage_error(str(exc)))
+    except (RejectedError, BrokerRefusedError) as exc:
+        print(f"earshot sensor: refused: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except ServiceUnavailableError as exc:
+        print(f"earshot sensor: {exc}; re-run with the same --start to resume (windows "
+              "already stored are skipped)", file=sys.stderr)
+        sys.exit(3)
+    summary = f"{args.command}: {totals.windows} windows in {time.monotonic() - started:.1f} s"
+    if totals.counted:
+        summary += f" (accepted {totals.accepted}, duplicates {totals.duplicates})"
+    print(summary)
+
