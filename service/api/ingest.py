@@ -70,12 +70,17 @@ def ingest_principal(request: Request, pool: PoolDep, settings: SettingsDep,
 IngestPrincipalDep = Annotated[Principal, Depends(ingest_principal)]
 
 
-def _require_writer(principal: Principal, sensor_id: UUID) -> None:
+def ingest_writer(sensor_id: UUID, principal: IngestPrincipalDep) -> Principal:
+    """The caller, if it may write this sensor's data. A dependency, so a caller without
+    the right gets 403 before anything about its request (query, body) is looked at."""
     if principal.is_admin or principal.sensor_id == sensor_id:
-        return
+        return principal
     if principal.role == "sensor":
         raise ForbiddenError("this ingest token belongs to another sensor")
     raise ForbiddenError("writing sensor data needs the sensor's ingest token or an admin key")
+
+
+WriterDep = Annotated[Principal, Depends(ingest_writer)]
 
 
 def _media_type(request: Request) -> str:
@@ -156,10 +161,9 @@ def _store_batch(pool: ConnectionPool, settings: Settings, target: IngestTarget,
 
 
 @router.post("/{sensor_id}/embeddings", response_model=IngestResult, openapi_extra=_BATCH_BODY)
-async def post_embeddings(sensor_id: UUID, request: Request, principal: IngestPrincipalDep,
+async def post_embeddings(sensor_id: UUID, request: Request, _: WriterDep,
                           pool: PoolDep, settings: SettingsDep) -> IngestResult:
     """One batch of windows, stored whole or not at all; idempotent on (sensor, t)."""
-    _require_writer(principal, sensor_id)
     _require_media_type(request, codec.SUPPORTED_CONTENT_TYPES)
     target = await run_in_threadpool(_target, pool, sensor_id)
     body = await read_body(request, settings.max_body_bytes)
@@ -202,7 +206,7 @@ def _store_audio(pool: ConnectionPool, settings: Settings, target: IngestTarget,
 
 @router.post("/{sensor_id}/audio", response_model=AudioIngestResult, openapi_extra=_AUDIO_BODY)
 async def post_audio(
-    sensor_id: UUID, request: Request, principal: IngestPrincipalDep, pool: PoolDep,
+    sensor_id: UUID, request: Request, _: WriterDep, pool: PoolDep,
     settings: SettingsDep,
     start: Annotated[AwareDatetime, Query(description="RFC 3339 time of the first sample")],
     label: Annotated[Label | None, Query(description="class of the whole clip")] = None,
@@ -213,7 +217,6 @@ async def post_audio(
     `baseline=true` marks the clip's range as normal operation, `label` as that class, in
     the same transaction. Idempotent: a retry stores nothing new, annotations included.
     """
-    _require_writer(principal, sensor_id)
     _require_media_type(request, AUDIO_TYPES)
     target = await run_in_threadpool(_target, pool, sensor_id)
     if not is_builtin(target.kind):

@@ -32,8 +32,10 @@ class ApiProcess:
     """`uvicorn service.app:app_from_env` on a fixed port, so a restarted process is found
     where the killed one was."""
 
-    def __init__(self, settings: Settings, log: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, log: Path, uvicorn_log_level: str = "warning",
+                 **env: str) -> None:
         self.settings, self.log, self.env = settings, log, env
+        self.uvicorn_log_level = uvicorn_log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -43,7 +45,8 @@ class ApiProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+                 "--host", "127.0.0.1", "--port", str(self.port),
+                 "--log-level", self.uvicorn_log_level],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         wait_until(self._alive, 30, f"the API on {self.url}")
 
