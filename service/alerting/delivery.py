@@ -40,6 +40,7 @@ from service.settings import Settings, get_settings
 log = logging.getLogger("earshot.webhooks")
 USER_AGENT = "Earshot-Webhooks/0.1"
 POLL_S = 1.0
+STOP_CHECK_S = 0.2  # how soon a stop request ends a LISTEN wait
 RETRYABLE_4XX = (408, 429)
 RETRY_AFTER_STATUSES = (429, 503)
 GONE = "the receiver answered 410 Gone"
@@ -196,11 +197,18 @@ class Listener:
         self._conn: psycopg.Connection | None = None
 
     def wait(self, timeout: float) -> None:
+        """Return at the first notification, after `timeout`, or soon after stop is set."""
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
                 self._conn.execute(f"LISTEN {CHANNEL}")
-            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            deadline = time.monotonic() + timeout
+            while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if any(True for _ in self._conn.notifies(timeout=min(left, STOP_CHECK_S),
+                                                         stop_after=1)):
+                    break
+            # One claim covers every message committed so far: drop the queued wake-ups.
+            for _ in self._conn.notifies(timeout=0):
                 pass
         except psycopg.Error as exc:
             log.warning("webhook LISTEN connection lost: %s", exc)

@@ -45,10 +45,15 @@ MISSING_MACHINES = """
 SELECT wanted FROM unnest(%s::uuid[]) AS wanted
 WHERE NOT EXISTS (SELECT 1 FROM machines m WHERE m.id = wanted)
 """
+# FOR SHARE: an endpoint being disabled (410) waits until this transaction's deliveries
+# are committed, so the disabling transaction's "fail the pending ones" sees them too and
+# none is left pending for an endpoint that will never be sent to again.
 MATCHING_ENDPOINTS = """
 SELECT id FROM webhooks
 WHERE enabled AND %(event)s = ANY (events)
   AND (machine_ids IS NULL OR %(machine_id)s::uuid = ANY (machine_ids))
+ORDER BY id
+FOR SHARE
 """
 INSERT_MESSAGE = """
 INSERT INTO webhook_messages (id, event_type, machine_id, body) VALUES (%s, %s, %s, %s)
