@@ -4,7 +4,8 @@ with nothing stored, listing filters, detail, acknowledgement and feedback."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from uuid import UUID
 
 import httpx
 import psycopg
@@ -51,14 +52,19 @@ def test_read_keys_read_but_cannot_change(admin: TestClient, conn: psycopg.Conne
     problem(admin.put(f"/v1/machines/{machine_id}/alert-rule", json={}, headers=headers), 403)
 
 
-def test_list_filter_detail_ack_and_feedback(admin: TestClient,
-                                            conn: psycopg.Connection) -> None:
+def two_machines_with_alerts(conn: psycopg.Connection) -> tuple[UUID, datetime]:
+    """Machine A: one resolved alert, then one firing (from `t` on); machine B: one."""
     machine_id, (sensor,) = make_machine(conn)
     other_id, (other_sensor,) = make_machine(conn)
     start = now_s() - timedelta(minutes=5)
-    t = feed(conn, machine_id, sensor, start, [3.0] * 3 + [0.1] * 10, 1.0)  # one resolved
-    feed(conn, machine_id, sensor, t, [3.0] * 3, 1.0)  # one firing
+    t = feed(conn, machine_id, sensor, start, [3.0] * 3 + [0.1] * 10, 1.0)
+    feed(conn, machine_id, sensor, t, [3.0] * 3, 1.0)
     feed(conn, other_id, other_sensor, start, [3.0] * 3, 1.0)
+    return machine_id, t
+
+
+def test_list_filters_and_pagination(admin: TestClient, conn: psycopg.Connection) -> None:
+    machine_id, t = two_machines_with_alerts(conn)
     everything = admin.get("/v1/alerts").json()
     assert len(everything["items"]) == 3 and everything["next_offset"] is None
     mine = admin.get("/v1/alerts", params={"machine_id": str(machine_id)}).json()["items"]
@@ -76,6 +82,10 @@ def test_list_filter_detail_ack_and_feedback(admin: TestClient,
             422, "end must be after start")
     problem(admin.get("/v1/alerts", params={"state": "burning"}), 422, "state")
 
+
+def test_detail_ack_and_feedback(admin: TestClient, conn: psycopg.Connection) -> None:
+    machine_id, _ = two_machines_with_alerts(conn)
+    mine = admin.get("/v1/alerts", params={"machine_id": str(machine_id)}).json()["items"]
     detail = admin.get(f"/v1/alerts/{mine[1]['id']}").json()
     assert detail["ends_at"] is not None and detail["peak_score"] == 3.0
     assert detail["threshold"] == 1.0 and detail["model_version"] == 1
