@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
 from service import logs
@@ -126,7 +126,11 @@ class SchedulerProcess:
         for thread in self.threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for runner in self.runners:
-            released = runner.release()
+            try:
+                released = runner.release()
+            except (psycopg.Error, PoolTimeout) as exc:  # it goes stale and is re-queued
+                log.warning("could not release an unfinished training job: %s", exc)
+                continue
             if released is not None:
                 log.warning("released unfinished training job %s", released)
         if self.owned_pool:

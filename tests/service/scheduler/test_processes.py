@@ -78,12 +78,19 @@ def fetch(database_url: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
         return conn.execute(sql, args).fetchall()
 
 
+def trained_machine(conn: psycopg.Connection, algorithm: str,
+                    params: dict[str, object] | None = None, **config: object) -> UUID:
+    """A machine whose real healthy windows of the last hour are its baseline."""
+    machine_id, (sensor_id,) = make_machine(conn)
+    store_baseline(conn, machine_id, sensor_id, real_windows(), recent(3600))
+    configure(conn, machine_id, algorithm, params, **config)
+    return machine_id
+
+
 @pytest.mark.slow
 def test_two_schedulers_train_once_per_slot(settings: Settings, conn: psycopg.Connection,
                                             database_url: str, tmp_path: Path) -> None:
-    machine_id, (sensor_id,) = make_machine(conn)
-    store_baseline(conn, machine_id, sensor_id, real_windows(), recent(3600))
-    configure(conn, machine_id, "ecod", retrain_cron="* * * * *")
+    trained_machine(conn, "ecod", retrain_cron="* * * * *")
     env = {"EARSHOT_RETRAIN_TRIGGER": "tests.service.scheduler.triggers:every_second",
            "EARSHOT_SCHEDULER_SYNC_S": "1"}
     pair = [Scheduler(settings, tmp_path / f"scheduler-{i}.log", **env) for i in range(2)]
@@ -137,11 +144,9 @@ def running_in(group: list[Scheduler], database_url: str, job_id: UUID,
 def test_stopped_or_killed_mid_training_recovers_without_duplicates(
         settings: Settings, conn: psycopg.Connection, database_url: str,
         tmp_path: Path) -> None:
-    machine_id, (sensor_id,) = make_machine(conn)
-    store_baseline(conn, machine_id, sensor_id, real_windows(), recent(3600))
-    configure(conn, machine_id, "autoencoder", SLOW_FIT)
+    machine_id = trained_machine(conn, "autoencoder", SLOW_FIT)
     env = {"EARSHOT_TRAIN_HEARTBEAT_S": "0.5", "EARSHOT_TRAIN_STALE_S": "2",
-           "EARSHOT_SCHEDULER_SHUTDOWN_S": "1", "EARSHOT_SCHEDULER_POLL_S": "0.5"}
+           "EARSHOT_SCHEDULER_SHUTDOWN_S": "0.3", "EARSHOT_SCHEDULER_POLL_S": "0.5"}
     # Three processes start together (start-up is the slow part); one job.
     group = [Scheduler(settings, tmp_path / f"s{i}.log", **env) for i in range(3)]
     try:
@@ -175,6 +180,6 @@ def test_stopped_or_killed_mid_training_recovers_without_duplicates(
     assert third.logged("stopped sending heartbeats") == 1
     assert fetch(database_url, "SELECT version, job_id, active FROM models") == [
         (1, job_id, True)]
-    assert fetch(database_url, "SELECT model_version FROM jobs WHERE id = %s", job_id) == [
-        (1,)]
+    assert fetch(database_url, "SELECT model_version FROM jobs WHERE id = %s",
+                 job_id) == [(1,)]
     print(f"\nSIGTERM during a fit: exit in {stop_s:.2f} s")
