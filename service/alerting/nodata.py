@@ -48,7 +48,11 @@ def resolve_recovered(conn: psycopg.Connection) -> int:
 
 
 def check(settings: Settings, pool: ConnectionPool) -> None:
-    """One pass; each step commits on its own so one failure does not undo the others."""
+    """One pass; each step commits on its own so one failure does not undo the others.
+
+    Safe in several scheduler processes at once without an advisory lock: a second open
+    no_data alert is refused by the one-open-alert index, resolutions re-check the state
+    under the row lock, and repeats are claimed SKIP LOCKED."""
     with pool.connection() as conn:
         for step in (fire_silent, resolve_recovered, repeats.send_due):
             try:
