@@ -22,11 +22,13 @@ import psycopg
 import pytest
 import soundfile as sf
 
+from ingest import client_cli
 from ingest.client import (
     BrokerRefusedError,
     MqttSender,
     RejectedError,
     RetryPolicy,
+    SendResult,
     SensorClient,
     retry_after_seconds,
 )
@@ -140,6 +142,19 @@ def cli(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`earshot sensor ...` in-process (the subprocess form is tested once, for upload):
+    saves a Python start and the first-call warm-up of librosa per invocation."""
+    capsys.readouterr()
+    try:
+        client_cli.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=CLI_TIMEOUT_S)
@@ -173,16 +188,17 @@ def test_upload_folder_as_baseline_stores_windows_and_baselines(
     assert [(r[1] - r[0]).total_seconds() for r in rows] == [10.0, 10.0, 5.0]
 
 
-def test_stream_cli_windows_equal_the_servers_audio_windows(shared: Shared) -> None:
+def test_stream_cli_windows_equal_the_servers_audio_windows(
+        shared: Shared, capsys: pytest.CaptureFixture[str]) -> None:
     via_audio, via_stream = make_sensor(shared.admin), make_sensor(shared.admin)
     start = start_us()
     with SensorClient(shared.url, via_audio.id, via_audio.token) as client:
         # 44.1 kHz stereo: the client's downmix and streaming resampler are checked too.
         uploaded = client.upload_audio(BLDC_44K.read_bytes(), start_us=start,
                                        content_type="audio/wav")
-    code, out, err = finish(cli("stream", "--url", shared.url, "--sensor-id",
-                                str(via_stream.id), "--token", via_stream.token, "--start",
-                                to_rfc3339(start), "--batch", "3", str(BLDC_44K)))
+    code, out, err = run_cli(capsys, "stream", "--url", shared.url, "--sensor-id",
+                             str(via_stream.id), "--token", via_stream.token, "--start",
+                             to_rfc3339(start), "--batch", "3", str(BLDC_44K))
     assert code == 0, err
     assert "stream: 10 windows" in out and "accepted 10, duplicates 0" in out
     assert uploaded.windows == uploaded.accepted == 10
@@ -193,11 +209,12 @@ def test_stream_cli_windows_equal_the_servers_audio_windows(shared: Shared) -> N
     assert accepted_total(shared.db, via_stream.id) == 10
 
 
-def test_a_refused_request_is_reported_not_retried(shared: Shared) -> None:
+def test_a_refused_request_is_reported_not_retried(
+        shared: Shared, capsys: pytest.CaptureFixture[str]) -> None:
     sensor, other = make_sensor(shared.admin), make_sensor(shared.admin)
     began = time.monotonic()
-    code, _, err = finish(cli("stream", "--url", shared.url, "--sensor-id", str(sensor.id),
-                              "--token", other.token, "--quiet", str(BLDC_16K)))
+    code, _, err = run_cli(capsys, "stream", "--url", shared.url, "--sensor-id",
+                           str(sensor.id), "--token", other.token, "--quiet", str(BLDC_16K))
     assert code == 1
     assert "HTTP 403" in err and "another sensor" in err
     assert time.monotonic() - began < 30  # no backoff spent on a 4xx
@@ -353,3 +370,24 @@ def test_the_documented_mosquitto_acl_confines_a_sensor_to_its_topic(
     finally:
         broker.stop()
     assert stored(shared.db, other.id)[0].size == 0
+
+
+def test_realtime_stream_sends_each_window_once_it_has_been_heard(
+        shared: Shared, tmp_path: Path) -> None:
+    sensor = make_sensor(shared.admin)
+    samples, sr = sf.read(BLDC_16K, dtype="float32", always_2d=True)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, samples[: int(2.5 * sr)], sr, subtype="PCM_16")  # 2 full windows
+    sent_at: list[float] = []
+
+    class Timed(SensorClient):
+        def send_windows(self, times_us: np.ndarray, values: np.ndarray) -> SendResult:
+            sent_at.append(time.monotonic() - began)
+            return super().send_windows(times_us, values)
+
+    with Timed(shared.url, sensor.id, sensor.token) as client:
+        began = time.monotonic()
+        totals = stream(client, find_recordings(clip), start_us(), batch=1, realtime=True,
+                        progress=False)
+    assert totals.accepted == 2
+    assert sent_at[0] >= 1.0 and sent_at[1] >= 2.0  # window k is complete at (k + 1) s

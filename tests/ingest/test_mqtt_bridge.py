@@ -24,7 +24,7 @@ import soundfile as sf
 from ingest.codec import to_rfc3339
 from ingest.features import embed
 from ingest.mqtt import connect_async, parse_mqtt_url, persistent_client, sensor_topic
-from ingest.mqtt_bridge import (
+from ingest.mqtt_store import (
     DimCache,
     Inbound,
     InvalidMessage,
