@@ -213,17 +213,20 @@ def test_invalid_messages_are_dead_lettered_and_do_not_block_the_stream(
     topic = sensor_topic(sensor_id)
     times, values = synthetic(3, seed=1)
     nan = payload(times[:1], values[:1]).replace(str(float(values[0, 5])), "NaN", 1)
-    bad: list[tuple[str, bytes | str, str]] = [
-        (topic, b"{not json", "malformed JSON"),
-        (topic, payload(times[:1], values[:1, :64]), "v has 64 elements, expected 128"),
-        (topic, nan, "NaN"),
+    stranger = uuid.uuid4()
+    # (topic, payload, reason expected, sensor id expected in the dead-letter row)
+    bad: list[tuple[str, bytes | str, str, UUID | None]] = [
+        (topic, b"{not json", "malformed JSON", sensor_id),
+        (topic, payload(times[:1], values[:1, :64]), "v has 64 elements, expected 128",
+         sensor_id),
+        (topic, nan, "NaN", sensor_id),
         (topic, json.dumps({"windows": [{"t": "2026-11-22T10:00:00", "v": [0.0] * DIM}]}),
-         "no UTC offset"),
-        (sensor_topic(uuid.uuid4()), payload(times[:1], values[:1]), "unknown sensor"),
-        ("earshot/sensors/not-a-uuid/embeddings", b"{}", "not a sensor id"),
-        (topic, b"\x00\xff binary junk", "malformed JSON"),
+         "no UTC offset", sensor_id),
+        (sensor_topic(stranger), payload(times[:1], values[:1]), "unknown sensor", stranger),
+        ("earshot/sensors/not-a-uuid/embeddings", b"{}", "not a sensor id", None),
+        (topic, b"\x00\xff binary junk", "malformed JSON", sensor_id),
     ]
-    for bad_topic, body, _ in bad:
+    for bad_topic, body, _, _ in bad:
         publisher.publish(bad_topic, body)
     publisher.publish(topic, payload(times, values))  # after every poison message
     publisher.wait_all_acked()
@@ -233,14 +236,11 @@ def test_invalid_messages_are_dead_lettered_and_do_not_block_the_stream(
     rows = db.execute("SELECT sensor_id, topic, source, reason, payload_excerpt "
                       "FROM ingest_errors ORDER BY id").fetchall()
     assert len(rows) == len(bad)
-    for (sid, row_topic, source, reason, excerpt), (bad_topic, body, why) in zip(
-            rows, bad, strict=True):
-        assert why in reason, reason
-        assert (source, row_topic) == ("mqtt", bad_topic)
-        assert excerpt and excerpt[:5] == (body.decode("utf-8", "replace") if isinstance(
-            body, bytes) else body)[:5].replace("\x00", "\ufffd")
-        assert sid == (sensor_id if bad_topic == topic else None if "not-a-uuid" in bad_topic
-                       else UUID(bad_topic.split("/")[2]))
+    for row, (bad_topic, body, why, expected_sensor) in zip(rows, bad, strict=True):
+        text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+        assert why in row[3], row[3]
+        assert row[:3] == (expected_sensor, bad_topic, "mqtt")
+        assert row[4] == text[:200].replace("\x00", "\ufffd")  # NUL cannot be stored
 
 
 def _dead_letters(conn: psycopg.Connection) -> int:
