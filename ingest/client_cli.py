@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 from tqdm import tqdm
@@ -172,14 +173,18 @@ def _sender(args: argparse.Namespace, retry: RetryPolicy) -> WindowSender:
 
 
 def _check(args: argparse.Namespace) -> str | None:
+    try:
+        UUID(args.sensor_id)
+    except ValueError:
+        return f"--sensor-id {args.sensor_id!r} is not a sensor id (a UUID)"
+    if args.command == "stream" and args.batch is not None and args.batch < 1:
+        return "--batch must be at least 1"
     if args.command == "stream" and args.mqtt:
         return None
     if not args.url:
         return "--url is required" + (" (or --mqtt)" if args.command == "stream" else "")
     if not args.token:
         return "--token (or EARSHOT_SENSOR_TOKEN) is required"
-    if args.command == "stream" and args.batch is not None and args.batch < 1:
-        return "--batch must be at least 1"
     return None
 
 
