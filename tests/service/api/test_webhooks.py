@@ -44,33 +44,38 @@ def test_create_shows_the_secret_once(admin: TestClient, conn: psycopg.Connectio
     assert [w["id"] for w in listed] == [body["id"]] and "secret" not in listed[0]
 
 
-@pytest.mark.parametrize(("body", "words"), [
+INVALID = [
     ({"url": "http://127.0.0.1:9/", "events": ["alert.exploded"]}, ["alert.exploded", "known"]),
     ({"url": "http://127.0.0.1:9/", "events": []}, ["events"]),
     ({"url": "ftp://127.0.0.1/", "events": ["alert.firing"]}, ["scheme"]),
     ({"url": "http://127.0.0.1:9/", "events": ["alert.firing"], "secret": "x"}, ["secret"]),
     ({"url": "http://127.0.0.1:9/", "events": ["alert.firing"],
       "machine_ids": [str(uuid.UUID(int=7))]}, ["unknown machine"]),
-])
-def test_invalid_webhooks_are_refused_and_nothing_is_stored(
-        admin: TestClient, body: dict[str, object], words: list[str]) -> None:
-    response = admin.post("/v1/webhooks", json=body)
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    for word in words:
-        assert word in response.text
-    assert admin.get("/v1/webhooks").json()["items"] == []
-
-
-@pytest.mark.parametrize(("url", "reason"), [
+]
+PRIVATE = [
     ("http://127.0.0.1:8080/hook", "loopback"), ("http://localhost/hook", "loopback"),
     ("http://10.0.0.5/hook", "private"), ("http://169.254.169.254/latest", "link-local"),
     ("http://[::ffff:127.0.0.1]/hook", "loopback"), ("http://[::1]:9000/", "loopback"),
     ("http://0.0.0.0/", "unspecified"), ("http://224.0.0.1/", "multicast"),
-])
-def test_private_targets_are_refused(strict: TestClient, url: str, reason: str) -> None:
-    response = strict.post("/v1/webhooks", json={"url": url, "events": ["alert.firing"]})
-    assert response.status_code == 422 and reason in response.json()["detail"], response.text
+]
+
+
+def test_invalid_webhooks_are_refused_and_nothing_is_stored(admin: TestClient) -> None:
+    # One database for all cases: a clone per case would cost more than the cases.
+    for body, words in INVALID:
+        response = admin.post("/v1/webhooks", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        for word in words:
+            assert word in response.text, (body, response.text)
+    assert admin.get("/v1/webhooks").json()["items"] == []
+
+
+def test_private_targets_are_refused(strict: TestClient) -> None:
+    for url, reason in PRIVATE:
+        response = strict.post("/v1/webhooks", json={"url": url, "events": ["alert.firing"]})
+        assert response.status_code == 422, (url, response.text)
+        assert reason in response.json()["detail"], (url, response.text)
     assert strict.get("/v1/webhooks").json()["items"] == []
 
 
