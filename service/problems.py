@@ -101,6 +101,15 @@ def install(app: FastAPI) -> None:
                        "Retry after an operator frees disk space", request.url.path,
                        {"Retry-After": RETRY_AFTER_S})
 
+    @app.exception_handler(psycopg.errors.InsufficientPrivilege)
+    async def _storage_refused(request: Request, exc: Exception) -> JSONResponse:
+        # Earshot owns its schema: a privilege error means the server cannot use its own
+        # files (a read-only or re-permissioned data directory), an operator's problem.
+        log.error("database refused access: %s", str(exc).strip().splitlines()[0])
+        return problem(503, "Database unavailable",
+                       "the database cannot write its storage; nothing was stored. "
+                       "Retry later", request.url.path, {"Retry-After": RETRY_AFTER_S})
+
     @app.exception_handler(psycopg.DataError)
     async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
         # A value that passed validation but that PostgreSQL cannot hold (a NUL character
