@@ -27,12 +27,27 @@ def ensure_admin_key(settings: Settings) -> str:
     path = settings.data_dir / "admin-key"
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = "esk_admin_" + secrets.token_urlsafe(32)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Created 0600 (never readable by others, not even for a moment), then written.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+    except OSError as exc:  # e.g. a full disk: never leave a truncated key behind
+        path.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from exc
     print(f"earshot: generated admin key (shown once, stored in {path}):\n  {key}", flush=True)
     return key
+
+
+def _unwritable(path: object, exc: OSError) -> SystemExit:
+    return SystemExit(f"earshot: cannot store a generated admin key in {path}: "
+                      f"{exc.strerror or exc}; make EARSHOT_DATA_DIR writable or set "
+                      "EARSHOT_ADMIN_KEY")
 
 
 def _check_database(settings: Settings) -> None:
@@ -69,7 +84,7 @@ def prepare(settings: Settings) -> dict[str, str]:
     if settings.embedded_db:
         try:
             pgcluster.start(settings)
-        except pgcluster.ClusterError as exc:
+        except (pgcluster.ClusterError, OSError) as exc:
             raise SystemExit(f"earshot: database: {exc}") from exc
     _check_database(settings)
     try:

@@ -6,7 +6,9 @@ acknowledged window is there once, and the database is consistent after a restar
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from tests.faults.procs import (
     remove_cluster,
     traversable_tmpdir,
 )
+from tests.live import ROOT, free_port
 
 DIM = 64
 TMPFS_MB = 256
@@ -198,3 +201,40 @@ def test_unwritable_data_dir_refuses_writes_cleanly_then_recovers(cluster: Priva
           f"{recover(cluster, api, client, work):.1f} s")
     check_consistent(cluster, sensor_id, client, sent)
     assert all("database" in r.json()["detail"] for r in client.refused)
+
+
+@pytest.fixture
+def small_mount() -> Iterator[Path]:
+    mount = traversable_tmpdir("earshot-small-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=755", "tmpfs", str(mount)],
+                   check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+def run_earshot(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EARSHOT_")}
+    env.update({"EARSHOT_DATA_DIR": str(data_dir), "EARSHOT_PORT": str(free_port()),
+                "EARSHOT_DATABASE_URL": f"postgresql://earshot@127.0.0.1:{free_port()}/x"})
+    return subprocess.run([sys.executable, "-m", "service.cli", "run"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_earshot_run_on_an_unwritable_data_dir_fails_cleanly(small_mount: Path,
+                                                             fault: str) -> None:
+    """`earshot run` must store the admin key it generates: if it cannot, it says so and
+    stops, leaving no truncated key that a later start would trust."""
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    else:
+        fill(small_mount)
+    result = run_earshot(small_mount)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "cannot store a generated admin key" in result.stderr
+    assert "EARSHOT_ADMIN_KEY" in result.stderr
+    assert not (small_mount / "admin-key").exists()
