@@ -3,32 +3,38 @@
 Pure ML: no database, settings, environment variables or logging configuration. The
 service uses :mod:`detectors.registry` to list, validate and build detectors and
 :mod:`detectors.artifact` to persist fitted ones.
+
+Names are resolved lazily (PEP 562): importing `detectors.errors` must not pull in torch,
+scikit-learn and PyOD, or every API process would spend seconds starting up.
 """
 
-from .base import BaseDetector
-from .errors import (
-    ArtifactError,
-    DetectorError,
-    InsufficientDataError,
-    InvalidParamsError,
-    UnknownAlgorithmError,
-)
-from .params import DEFAULT_THRESHOLD_METHOD, DEFAULT_THRESHOLD_Q, validate_threshold
-from .registry import ALGORITHMS, build, get_algorithm, list_algorithms, validate_params
+from __future__ import annotations
 
-__all__ = [
-    "ALGORITHMS",
-    "DEFAULT_THRESHOLD_METHOD",
-    "DEFAULT_THRESHOLD_Q",
-    "ArtifactError",
-    "BaseDetector",
-    "DetectorError",
-    "InsufficientDataError",
-    "InvalidParamsError",
-    "UnknownAlgorithmError",
-    "build",
-    "get_algorithm",
-    "list_algorithms",
-    "validate_params",
-    "validate_threshold",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BaseDetector": "base",
+    "ArtifactError": "errors",
+    "DetectorError": "errors",
+    "InsufficientDataError": "errors",
+    "InvalidParamsError": "errors",
+    "UnknownAlgorithmError": "errors",
+    "DEFAULT_THRESHOLD_METHOD": "params",
+    "DEFAULT_THRESHOLD_Q": "params",
+    "validate_threshold": "params",
+    "ALGORITHMS": "registry",
+    "build": "registry",
+    "get_algorithm": "registry",
+    "list_algorithms": "registry",
+    "validate_params": "registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detectors' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"detectors.{module}"), name)

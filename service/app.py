@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +18,12 @@ from service.ratelimit import RateLimiter
 from service.settings import Settings, get_settings
 
 
+def _warm_ml_imports() -> None:
+    """Import the ML stack off the request path so the API is up in about a second and
+    the first detector/classifier request does not pay seconds of imports."""
+    importlib.import_module("detectors.registry")
+
+
 def create_app(settings: Settings | None = None, pool: ConnectionPool | None = None) -> FastAPI:
     settings = settings or get_settings()
     owned_pool = pool is None
@@ -26,6 +34,7 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
         if owned_pool:
             # wait=False: the API starts even while the database is down; /readyz says why.
             the_pool.open(wait=False)
+        threading.Thread(target=_warm_ml_imports, name="warm-imports", daemon=True).start()
         try:
             yield
         finally:

@@ -71,7 +71,10 @@ def _mqtt_broker(settings: Settings) -> subprocess.Popen[bytes] | None:
     state.mkdir(parents=True, exist_ok=True)
     conf = state / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                    f"persistence_location {state}/\nautosave_interval 1\n")
+                    f"persistence_location {state}/\nautosave_interval 1\n"
+                    # Mosquitto's default queue of 1,000 QoS 1 messages per client drops
+                    # the rest silently while the bridge is down; keep a day at 1 Hz.
+                    "max_queued_messages 100000\n")
     print(f"earshot: no MQTT broker at {settings.mqtt_url}: starting Mosquitto", flush=True)
     return subprocess.Popen(["mosquitto", "-c", str(conf)])
 

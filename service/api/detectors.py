@@ -4,12 +4,12 @@ machine's detector configuration)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter
 
-from detectors import registry
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import NotFoundError
 from service.queries import model_configs
@@ -24,14 +24,22 @@ router = APIRouter(tags=["detectors"])
 TARGET = "detector"
 
 
+def _registry() -> ModuleType:
+    # Imported on first use (and warmed in the background at startup, see service.app):
+    # the registry pulls in torch, scikit-learn and PyOD, seconds of import time.
+    from detectors import registry
+
+    return registry
+
+
 def config_out(row: dict[str, Any]) -> DetectorConfigOut:
     next_at = None
     if row["retrain_cron"]:
         next_at = parse_cron(row["retrain_cron"]).get_next_fire_time(None, datetime.now(UTC))
     return DetectorConfigOut(
         machine_id=row["machine_id"], target=row["target"], algorithm=row["algorithm"],
-        params=registry.validate_params(row["algorithm"], row["params"]),
-        threshold=registry.validate_threshold(row["threshold"]),
+        params=_registry().validate_params(row["algorithm"], row["params"]),
+        threshold=_registry().validate_threshold(row["threshold"]),
         retrain_cron=row["retrain_cron"], training_window=row["training_window_s"],
         activation=row["activation"], backfill=row["backfill_s"],
         updated_at=row["updated_at"], next_retrain_at=next_at)
@@ -39,16 +47,16 @@ def config_out(row: dict[str, Any]) -> DetectorConfigOut:
 
 @router.get("/detectors", response_model=AlgorithmCatalogue)
 def list_detectors(_: ReaderDep) -> AlgorithmCatalogue:
-    return AlgorithmCatalogue(algorithms=registry.list_algorithms(),
-                              threshold=registry.threshold_schema())
+    return AlgorithmCatalogue(algorithms=_registry().list_algorithms(),
+                              threshold=_registry().threshold_schema())
 
 
 @router.put("/machines/{machine_id}/detector", response_model=DetectorConfigOut)
 def put_detector(machine_id: UUID, body: DetectorConfigIn, conn: ConnDep,
                  _: AdminDep) -> DetectorConfigOut:
     # Raises UnknownAlgorithmError / InvalidParamsError: 422 listing the valid names.
-    params = registry.validate_params(body.algorithm, body.params)
-    threshold = registry.validate_threshold(body.threshold)
+    params = _registry().validate_params(body.algorithm, body.params)
+    threshold = _registry().validate_threshold(body.threshold)
     with conn.transaction():
         if not model_configs.machine_exists(conn, machine_id):
             raise NotFoundError(f"machine {machine_id} does not exist")

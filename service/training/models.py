@@ -8,6 +8,7 @@ digest, so a tampered or corrupted blob is refused instead of executed.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from uuid import UUID
 
 import psycopg
 
-from detectors import artifact
 from service.queries import models as model_queries
 
 # Targets whose first activation scores recent history (classifier predictions do not
@@ -32,7 +32,8 @@ class LoadedModel:
     machine_id: UUID
     target: str
     version: int
-    detector: Any = field(repr=False)  # a fitted estimator: decision_function/predict
+    # A fitted estimator: decision_function/predict (detector) or predict_proba (classifier).
+    detector: Any = field(repr=False)
     threshold: float
     embedding_kind: str
     dim: int
@@ -97,9 +98,14 @@ def load_active(conn: psycopg.Connection, machine_id: UUID,
     blob = model_queries.artifact(conn, machine_id, target, meta.version)
     if blob is None:  # deleted between the two reads (machine deleted)
         return None
-    detector, _ = artifact.load(blob, meta.artifact_sha256)
+    from detectors import artifact, classifier_artifact  # ML stack: only where used
+
+    # A classifier is a scikit-learn pipeline (predict_proba) and has no threshold.
+    estimator = classifier_artifact.load(blob, meta.artifact_sha256)[0] \
+        if target == "classifier" else artifact.load(blob, meta.artifact_sha256)[0]
+    threshold = float(meta.threshold) if meta.threshold is not None else math.nan
     loaded = LoadedModel(machine_id=machine_id, target=target, version=meta.version,
-                         detector=detector, threshold=float(meta.threshold),
+                         detector=estimator, threshold=threshold,
                          embedding_kind=meta.embedding_kind, dim=meta.dim,
                          algorithm=meta.algorithm, sha256=meta.artifact_sha256)
     _cache.put(key, loaded)
