@@ -1,0 +1,11 @@
+"""Benchmarks run by `make bench` (`python -m bench.run`), not part of `make test`.
+
+Each module listed here has ``run(ctx: bench.common.Context) -> bench.common.Section``;
+:mod:`bench.run` runs them in this order and rewrites BENCHMARKS.md from the results.
+"""
+
+BENCHMARKS = [
+    "bench.training",
+    "bench.embedding",
+    "bench.quality",
+]
