@@ -74,8 +74,8 @@ def test_rollups_have_their_own_optional_retention(conn: psycopg.Connection,
                                                    pool: ConnectionPool) -> None:
     now = datetime.now(UTC)
     machine_id, (sensor,) = make_machine(conn)
-    copy_scores(conn, machine_id, sensor, series(now - timedelta(days=300), 60, 10),
-                np.ones(10), 0.5)
+    old_hour = (now - timedelta(days=300)).replace(minute=0, second=0, microsecond=0)
+    copy_scores(conn, machine_id, sensor, series(old_hour, 60, 10), np.ones(10), 0.5)
     copy_scores(conn, machine_id, sensor, series(now - timedelta(days=100), 60, 10),
                 np.ones(10), 0.5)
     rollups.refresh(settings, pool)
