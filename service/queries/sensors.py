@@ -49,6 +49,10 @@ SELECT (SELECT count(*) FROM embeddings WHERE sensor_id = ANY(%(ids)s)) AS windo
 """
 DELETE_SENSOR_DATA = (
     "DELETE FROM embeddings WHERE sensor_id = ANY(%s)",
+    # The machine's rollups still count these scores: mark their minutes for recompute.
+    """INSERT INTO rollup_dirty (machine_id, bucket)
+       SELECT DISTINCT machine_id, time_bucket('1 minute', t) FROM scores
+       WHERE sensor_id = ANY(%s) ON CONFLICT DO NOTHING""",
     "DELETE FROM scores WHERE sensor_id = ANY(%s)",
     "DELETE FROM predictions WHERE sensor_id = ANY(%s)",
     "DELETE FROM ingest_batches WHERE sensor_id = ANY(%s)",

@@ -198,3 +198,20 @@ def test_ingest_errors_newest_first(admin: TestClient, conn: psycopg.Connection)
     assert page["items"][0]["topic"] == "earshot/sensors/x/embeddings"
     rest = admin.get(f"/v1/sensors/{sensor['id']}/ingest-errors", params={"offset": 2}).json()
     assert [e["reason"] for e in rest["items"]] == ["reason 0"] and rest["next_offset"] is None
+
+
+def test_deleting_scored_data_marks_its_rollup_minutes_for_recompute(
+        admin: TestClient, conn: psycopg.Connection) -> None:
+    machine = make_machine(admin)
+    sensor = make_sensor(admin, machine)
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO scores (machine_id, sensor_id, t, model_version, score, threshold, "
+            "anomalous) SELECT %s, %s, '2026-11-20T10:00:00Z'::timestamptz + i * interval '30 s',"
+            " 1, 0.5, 1.0, false FROM generate_series(0, 3) AS i", (machine, sensor["id"]))
+    done = admin.delete(f"/v1/sensors/{sensor['id']}", params={"confirm": "delete-data"})
+    assert done.status_code == 204, done.text
+    dirty = conn.execute("SELECT bucket FROM rollup_dirty WHERE machine_id = %s ORDER BY 1",
+                         (machine,)).fetchall()
+    assert [row[0].isoformat() for row in dirty] == ["2026-11-20T10:00:00+00:00",
+                                                     "2026-11-20T10:01:00+00:00"]
