@@ -182,7 +182,7 @@ def run_isolated(fn: Callable[..., T], *args: Any, threads: int | None = None,
     """
     env = {var: str(threads) for var in THREAD_VARS} if threads is not None else {}
     with _environ(env):
-        pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1)
+        pool = multiprocessing.get_context("spawn").Pool(1)
     try:
         return pool.apply_async(_in_child, (fn, args, threads)).get(timeout=timeout_s)
     finally:

@@ -188,7 +188,8 @@ def measure_all(ctx: Context, sizes: tuple[int, ...]) -> tuple[dict, dict, int]:
 
 def _row(name: str, n_rows: int, result: dict, ref: dict, largest: int) -> list[str]:
     if "skipped" in result:
-        return [name, f"{n_rows:,}", result["skipped"], *["—"] * 8, check(False)]
+        target = check(False) if n_rows == largest else "—"
+        return [name, f"{n_rows:,}", result["skipped"], *["—"] * 8, target]
     target = check(result["fit_s"] <= FIT_TARGET_S) if n_rows == largest else "—"
     steps = f" ({result['steps']} steps)" if result.get("steps") else ""
     return [
