@@ -93,8 +93,8 @@ def is_initialised(settings: Settings) -> bool:
 def is_running(settings: Settings) -> bool:
     if not is_initialised(settings):
         return False
-    result = subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(settings.pg_dir), "status"]),
-                            capture_output=True, check=False)
+    status_cmd = [str(PG_BIN / "pg_ctl"), "-D", str(settings.pg_dir), "status"]
+    result = subprocess.run(_as_owner(status_cmd), capture_output=True, check=False)
     return result.returncode == 0
 
 
