@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -66,9 +67,22 @@ def _password(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def _make_reachable(path: Path) -> None:
+    """Let the `postgres` user traverse to the cluster directory: a checkout under a
+    private directory (mode 0700, as `mktemp -d` makes) would otherwise stop initdb.
+    Adds only the search bit (o+x) to ancestors that lack it; nothing becomes readable."""
+    if os.geteuid() != 0:
+        return
+    for ancestor in path.resolve().parents:
+        mode = ancestor.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            ancestor.chmod(mode | stat.S_IXOTH)
+
+
 def _initdb(settings: Settings) -> None:
     pg_dir = settings.pg_dir
     pg_dir.mkdir(parents=True, exist_ok=True)
+    _make_reachable(pg_dir)
     pg_dir.chmod(0o700)
     _chown_for_postgres(pg_dir)
     pwfile = settings.data_dir / ".initdb-pw"
