@@ -59,6 +59,12 @@ SRC
   [ -f "$TSDB_CONTROL" ] || { log "TimescaleDB build did not install ${TSDB_CONTROL}"; exit 1; }
 }
 
+# This machine's pip config lists extra local indexes that may not exist; pip warns once
+# per package about them. Keep real errors, drop that noise.
+quiet_pip() {
+  "${VENV}/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 install_python_project() {
   local stamp="${VENV}/.earshot-installed"
   local want
@@ -66,10 +72,10 @@ install_python_project() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   log "installing the Python project into .venv"
   [ -x "${VENV}/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "${VENV}/bin/pip" install -q --upgrade pip==25.3
+  quiet_pip install -q --upgrade pip==25.3
   # torch first, on its own exact pin: it resolves to the local CPU build.
-  "${VENV}/bin/pip" install -q -c "${ROOT}/constraints.txt" "torch==2.13.0"
-  "${VENV}/bin/pip" install -q -c "${ROOT}/constraints.txt" -e "${ROOT}[dev]"
+  quiet_pip install -q -c "${ROOT}/constraints.txt" "torch==2.13.0"
+  quiet_pip install -q -c "${ROOT}/constraints.txt" -e "${ROOT}[dev]"
   echo "$want" > "$stamp"
 }
 
