@@ -149,6 +149,25 @@ CREATE TABLE public.baselines (
 
 
 --
+-- Name: detected_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.detected_events (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    sensor_id uuid NOT NULL,
+    label text NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    confidence real NOT NULL,
+    model_version integer NOT NULL,
+    message_id text,
+    detected_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT detected_events_check CHECK ((start_at < end_at))
+);
+
+
+--
 -- Name: embeddings; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -158,6 +177,23 @@ CREATE TABLE public.embeddings (
     v bytea NOT NULL
 );
 ALTER TABLE ONLY public.embeddings ALTER COLUMN v SET STORAGE PLAIN;
+
+
+--
+-- Name: event_rules; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.event_rules (
+    machine_id uuid NOT NULL,
+    notify_labels text[] DEFAULT '{}'::text[] NOT NULL,
+    default_params jsonb DEFAULT '{}'::jsonb NOT NULL,
+    class_params jsonb DEFAULT '{}'::jsonb NOT NULL,
+    state_label text,
+    state_max_age_s double precision DEFAULT 60 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT event_rules_state_label_check CHECK (((length(state_label) >= 1) AND (length(state_label) <= 100))),
+    CONSTRAINT event_rules_state_max_age_s_check CHECK (((state_max_age_s > (0)::double precision) AND (state_max_age_s <= (86400)::double precision)))
+);
 
 
 --
@@ -600,11 +636,27 @@ ALTER TABLE ONLY public.baselines
 
 
 --
+-- Name: detected_events detected_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.detected_events
+    ADD CONSTRAINT detected_events_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: embeddings embeddings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.embeddings
     ADD CONSTRAINT embeddings_pkey PRIMARY KEY (sensor_id, t);
+
+
+--
+-- Name: event_rules event_rules_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.event_rules
+    ADD CONSTRAINT event_rules_pkey PRIMARY KEY (machine_id);
 
 
 --
@@ -827,6 +879,13 @@ CREATE INDEX baselines_machine_idx ON public.baselines USING btree (machine_id, 
 
 
 --
+-- Name: detected_events_lookup_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX detected_events_lookup_idx ON public.detected_events USING btree (machine_id, sensor_id, label, end_at);
+
+
+--
 -- Name: embeddings_t_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -993,6 +1052,22 @@ ALTER TABLE ONLY public.baselines
 
 
 --
+-- Name: detected_events detected_events_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.detected_events
+    ADD CONSTRAINT detected_events_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
+-- Name: event_rules event_rules_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.event_rules
+    ADD CONSTRAINT event_rules_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
 -- Name: jobs jobs_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1086,4 +1161,5 @@ ALTER TABLE ONLY public.webhook_deliveries
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000001'),
     ('20261125000002'),
-    ('20261125000003');
+    ('20261125000003'),
+    ('20261125000005');
