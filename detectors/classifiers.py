@@ -177,6 +177,12 @@ def cross_validate_metrics(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, group
     per-class precision/recall/F1/support, macro F1 and the confusion matrix (rows: true
     class, columns: predicted, in `labels` order). k = min(5, groups of the rarest class);
     with fewer than 2 groups in some class nothing can be held out, and `cv` says why."""
+    return _cross_validate(pipeline, X, y, groups, seed)[0]
+
+
+def _cross_validate(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, groups: ArrayLike,
+                    seed: int) -> tuple[dict[str, Any], NDArray[np.float64] | None]:
+    """The metrics and the out-of-fold class probabilities (columns in `labels` order)."""
     X_arr, y_arr = np.asarray(X), np.asarray(y)
     g_arr = np.asarray(groups)
     labels = [str(label) for label in np.unique(y_arr)]
@@ -184,17 +190,20 @@ def cross_validate_metrics(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, group
     if n_splits < 2:
         return {"labels": labels, "cv": {"folds": 0, "groups": int(np.unique(g_arr).size),
                 "reason": "every class needs labelled ranges in at least 2 groups (clips or "
-                          "recordings) to be cross-validated"}}
+                          "recordings) to be cross-validated"}}, None
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    predicted = np.empty_like(y_arr)
+    proba = np.zeros((y_arr.size, len(labels)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (ConvergenceWarning, UserWarning))
         for train_rows, test_rows in folds.split(X_arr, y_arr, g_arr):
             model = clone(pipeline).fit(X_arr[train_rows], y_arr[train_rows])
-            predicted[test_rows] = model.predict(X_arr[test_rows])
+            # A fold may lack a class entirely: its column stays 0 for those rows.
+            columns = [labels.index(str(c)) for c in model.classes_]
+            proba[np.ix_(test_rows, columns)] = model.predict_proba(X_arr[test_rows])
+    predicted = np.array(labels)[proba.argmax(axis=1)]
     return {"labels": labels, **_scores(y_arr, predicted, labels),
             "cv": {"folds": n_splits, "groups": int(np.unique(g_arr).size),
-                   "method": "StratifiedGroupKFold"}}
+                   "method": "StratifiedGroupKFold"}}, proba
 
 
 def _scores(y: NDArray[Any], predicted: NDArray[Any], labels: list[str]) -> dict[str, Any]:
@@ -214,6 +223,9 @@ class FittedClassifier:
     labels: list[str]
     metrics: dict[str, Any]
     fit_seconds: float
+    # Out-of-fold probabilities of the training rows (None without CV): what the model
+    # says about windows it did not train on, e.g. to calibrate event timing.
+    oof_proba: NDArray[np.float64] | None = None
 
 
 def fit(name: str, params: Mapping[str, object] | None, X: ArrayLike, y: ArrayLike,
@@ -223,12 +235,12 @@ def fit(name: str, params: Mapping[str, object] | None, X: ArrayLike, y: ArrayLi
     check_training_data(y_arr, min_per_class)
     pipeline = build(name, params)
     started = time.perf_counter()
-    metrics = cross_validate_metrics(pipeline, X, y_arr, groups)
+    metrics, oof = _cross_validate(pipeline, X, y_arr, groups, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipeline.fit(np.asarray(X), y_arr)
     return FittedClassifier(pipeline, [str(c) for c in pipeline.classes_], metrics,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, oof)
 
 
 def predict_proba(pipeline: Pipeline, X: ArrayLike) -> tuple[list[str], NDArray[np.float64]]:

@@ -1,8 +1,8 @@
-"""Sound events from per-window class probabilities, and their event-based evaluation.
+"""Sound events from per-window class probabilities.
 
 Pure functions (no database): the events endpoint and the scorer's `event.detected`
-webhooks call :func:`detect_events` on stored predictions, the tests call
-:func:`event_scores` to compare detections with reference annotations.
+webhooks call :func:`detect_events` on stored predictions; :mod:`detectors.event_metrics`
+scores detections against reference annotations.
 
 Timing convention: a window starting at ``t`` and lasting ``window_s`` describes the
 instant ``t + window_s / 2`` (its centre). An event runs from half a hop before the centre
@@ -18,7 +18,9 @@ Per class, independently (events of different classes may overlap):
    the first window below ``off`` (``off <= on``), so a probability hovering around one
    threshold does not split an event into many;
 3. merging: events of one class less than ``merge_gap_s`` apart become one;
-4. minimum duration: events shorter than ``min_duration_s`` are dropped.
+4. minimum duration: events shorter than ``min_duration_s`` are dropped;
+5. timing (optional): each class's typical onset/offset error, learned from labelled
+   data (:func:`calibrate_timing`), is subtracted.
 
 A hole in the data (consecutive windows further apart than 1.5 hops, e.g. a sensor that
 was offline) always ends an event: nobody knows what happened in between.
@@ -38,6 +40,7 @@ from .errors import InvalidParamsError
 from .params import ParamSpec, validate
 
 FloatArray = NDArray[np.float64]
+RefEvent = tuple[str, float, float]  # (label, start s, end s)
 GAP_FACTOR = 1.5
 
 EVENT_PARAM_SPECS: tuple[ParamSpec, ...] = (
@@ -164,14 +167,58 @@ def _merge(events: list[Event], gap: float) -> list[Event]:
     return merged
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How far a class's detected onsets and offsets typically lie from the true ones
+    (detected minus true, seconds; median over `n` events). A 1 s window whose last
+    quarter holds a loud bark already says "bark", so barks are detected early; a slow
+    swell is detected late: a per-class property of classifier and window, learned from
+    labelled data by :func:`calibrate_timing` and subtracted by :func:`detect_events`."""
+
+    onset_shift_s: float
+    offset_shift_s: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def calibrate_timing(events: Sequence[Event], reference: Sequence[RefEvent],
+                     max_error_s: float = 1.0, min_events: int = 3) -> dict[str, Timing]:
+    """Per class: median onset and offset errors of the detected event whose onset is
+    nearest each reference event's (within `max_error_s`); classes with fewer than
+    `min_events` such pairs are left out (no correction). Pass events detected on
+    probabilities the model did not train on (out-of-fold), or the shifts are optimistic."""
+    errors: dict[str, list[tuple[float, float]]] = {}
+    for label, start, end in reference:
+        near = [e for e in events if e.label == label and abs(e.start - start) <= max_error_s]
+        if near:
+            best = min(near, key=lambda e: abs(e.start - start))
+            errors.setdefault(label, []).append((best.start - start, best.end - end))
+    return {label: Timing(float(np.median([e[0] for e in found])),
+                          float(np.median([e[1] for e in found])), len(found))
+            for label, found in sorted(errors.items()) if len(found) >= min_events}
+
+
+def _shifted(event: Event, timing: Timing | None) -> Event:
+    if timing is None:
+        return event
+    start = event.start - timing.onset_shift_s
+    end = max(event.end - timing.offset_shift_s, start + 1e-3)
+    return Event(event.label, start, end, event.confidence, event.first_window,
+                 event.last_window)
+
+
 def detect_events(times: ArrayLike, probabilities: ArrayLike, labels: Sequence[str],
                   params: Mapping[str, EventParams] | EventParams = DEFAULT_EVENT_PARAMS,
-                  window_s: float = 1.0, hop_s: float | None = None) -> list[Event]:
+                  window_s: float = 1.0, hop_s: float | None = None,
+                  timing: Mapping[str, Timing] | None = None) -> list[Event]:
     """Events of every class in `labels` (columns of `probabilities`), sorted by start.
 
     `times` are window start times in seconds, ascending (one series: one sensor).
     `params` is one EventParams for every class or a mapping label -> EventParams
     (classes missing from it use the defaults). `hop_s` defaults to the median spacing.
+    `timing` (from :func:`calibrate_timing`) corrects each class's onsets and offsets.
     """
     t = np.asarray(times, dtype=np.float64)
     p = np.asarray(probabilities, dtype=np.float64).reshape(t.size, len(labels))
@@ -184,74 +231,8 @@ def detect_events(times: ArrayLike, probabilities: ArrayLike, labels: Sequence[s
     for column, label in enumerate(labels):
         chosen = params if isinstance(params, EventParams) else \
             params.get(label, DEFAULT_EVENT_PARAMS)
-        events.extend(e for e in _class_events(label, t, p[:, column], chosen, window_s, hop)
+        shift = (timing or {}).get(label)
+        events.extend(_shifted(e, shift)
+                      for e in _class_events(label, t, p[:, column], chosen, window_s, hop)
                       if e.duration >= chosen.min_duration_s)
     return sorted(events, key=lambda e: (e.start, e.label))
-
-
-@dataclass(frozen=True)
-class ClassScore:
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-
-    @property
-    def f1(self) -> float:
-        total = 2 * self.tp + self.fp + self.fn
-        return 2 * self.tp / total if total else 0.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": self.precision,
-                "recall": self.recall, "f1": self.f1}
-
-
-RefEvent = tuple[str, float, float]  # (label, start s, end s)
-
-
-def _matches(ref: RefEvent, est: RefEvent, collar: float, offset_ratio: float | None) -> bool:
-    if abs(est[1] - ref[1]) > collar:
-        return False
-    if offset_ratio is None:
-        return True
-    return abs(est[2] - ref[2]) <= max(collar, offset_ratio * (ref[2] - ref[1]))
-
-
-def event_scores(reference: Sequence[RefEvent], estimated: Sequence[RefEvent],
-                 collar: float = 0.2, offset_ratio: float | None = None,
-                 ) -> dict[str, ClassScore]:
-    """Event-based scores per class, as sed_eval's EventBasedMetrics defines them.
-
-    An estimated event matches a reference event of the same class when its onset lies
-    within `collar` seconds of the reference onset (and, if `offset_ratio` is given, its
-    offset within max(collar, offset_ratio * reference length) of the reference offset).
-    Each event matches at most one other; the pairing maximises the number of matches
-    (a maximum bipartite matching, not a greedy one). Every class of either list gets a
-    score; recordings must share one clock (offset them before calling for several).
-    """
-    from scipy.optimize import linear_sum_assignment  # evaluation only: keep imports light
-
-    scores: dict[str, ClassScore] = {}
-    for label in sorted({e[0] for e in reference} | {e[0] for e in estimated}):
-        refs = [e for e in reference if e[0] == label]
-        ests = [e for e in estimated if e[0] == label]
-        valid = np.array([[_matches(r, e, collar, offset_ratio) for e in ests] for r in refs],
-                         dtype=np.float64).reshape(len(refs), len(ests))
-        rows, cols = linear_sum_assignment(valid, maximize=True)
-        tp = int(valid[rows, cols].sum()) if valid.size else 0
-        scores[label] = ClassScore(tp=tp, fp=len(ests) - tp, fn=len(refs) - tp)
-    return scores
-
-
-def micro_average(scores: Mapping[str, ClassScore]) -> ClassScore:
-    return ClassScore(tp=sum(s.tp for s in scores.values()),
-                      fp=sum(s.fp for s in scores.values()),
-                      fn=sum(s.fn for s in scores.values()))
-

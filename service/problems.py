@@ -64,7 +64,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DetectorError)
     async def _detector(request: Request, exc: DetectorError) -> JSONResponse:
         status = 409 if isinstance(exc, InsufficientDataError) else 422
-        return problem(status, "Invalid detector configuration", str(exc), request.url.path,
+        kind = getattr(exc, "kind", "detector")  # classifier errors say "classifier"
+        return problem(status, f"Invalid {kind} configuration", str(exc), request.url.path,
                        errors=getattr(exc, "errors", None), valid=getattr(exc, "valid", None))
 
     @app.exception_handler(StarletteHTTPException)

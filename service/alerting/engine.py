@@ -25,6 +25,7 @@ import psycopg
 from service.alerting import notify
 from service.alerting.hooks import ScoredWindow
 from service.alerting.rules import Rule, clear_level, rule_from_row
+from service.classification.state import suppression_reason
 from service.queries import alert_rules
 from service.queries import alerts as alert_queries
 
@@ -125,9 +126,10 @@ def suppression(conn: psycopg.Connection, machine_id: UUID,
                 at: datetime) -> tuple[UUID | None, str | None]:
     """(active silence, other reason to hold notifications back) for a new alert.
 
-    Issue 6 (operating state): return a reason such as 'machine_off' here when the
-    machine's operating state at `at` is off; the alert is then recorded but not sent."""
-    return alert_queries.active_silence(conn, machine_id, at), None
+    The other reason is the machine's operating state (`operating_state:off` while its
+    configured state class is the latest predicted one): the alert is recorded, not sent."""
+    return (alert_queries.active_silence(conn, machine_id, at),
+            suppression_reason(conn, machine_id, at))
 
 
 def _values(machine_id: UUID, model_version: int, episode: Episode) -> dict[str, Any]:

@@ -15,10 +15,12 @@ ALERT_ACKNOWLEDGED = "alert.acknowledged"
 SENSOR_NO_DATA = "sensor.no_data"
 MODEL_TRAINED = "model.trained"
 MODEL_FAILED = "model.failed"
-# Add `event.detected` here (classification issue); subscriptions accept whatever is listed.
+# A sound event of a class the machine's event rule names (service.classification.notify).
+EVENT_DETECTED = "event.detected"
+# Subscriptions accept whatever is listed.
 EVENT_TYPES: tuple[str, ...] = (
     ALERT_FIRING, ALERT_RESOLVED, ALERT_ACKNOWLEDGED, SENSOR_NO_DATA, MODEL_TRAINED,
-    MODEL_FAILED,
+    MODEL_FAILED, EVENT_DETECTED,
 )
 # Sent only by `POST /v1/webhooks/{id}/test`, to that one endpoint; not subscribable.
 WEBHOOK_TEST = "webhook.test"

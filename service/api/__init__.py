@@ -8,11 +8,15 @@ from service.api import (
     alerts,
     api_keys,
     baselines,
+    classifier,
     detectors,
+    event_rules,
     health,
     ingest,
+    labels,
     machines,
     models,
+    predictions,
     scores,
     sensors,
     silences,
@@ -33,5 +37,9 @@ v1.include_router(detectors.router)
 v1.include_router(baselines.router)
 v1.include_router(training.router)
 v1.include_router(models.router)
+v1.include_router(labels.router)
+v1.include_router(classifier.router)
+v1.include_router(predictions.router)
+v1.include_router(event_rules.router)
 
 __all__ = ["health", "v1"]

@@ -1,8 +1,8 @@
 """Scores: the scorer's work queue (`ingest_batches`), score rows, and the reads behind the
 scores and health endpoints.
 
-The queue claim joins each batch row to its sensor and the machine's active detector
-version in one statement, so a scorer iteration costs one query per table, not one per
+The queue claim joins each batch row to its sensor and the machine's active detector and
+classifier versions in one statement, so a scorer iteration costs one query per table, not one per
 machine or window.
 """
 
@@ -19,10 +19,11 @@ from psycopg.rows import dict_row
 LISTEN_INGEST = "LISTEN earshot_ingest"
 CLAIM_BATCHES = """
 SELECT b.id, b.sensor_id, b.t_min, b.t_max, b.n,
-       s.machine_id, s.embedding_kind, s.dim, m.version
+       s.machine_id, s.embedding_kind, s.dim, m.version, c.version
 FROM ingest_batches b
 LEFT JOIN sensors s ON s.id = b.sensor_id
 LEFT JOIN models m ON m.machine_id = s.machine_id AND m.target = 'detector' AND m.active
+LEFT JOIN models c ON c.machine_id = s.machine_id AND c.target = 'classifier' AND c.active
 ORDER BY b.id
 LIMIT %s
 FOR UPDATE OF b SKIP LOCKED
@@ -107,6 +108,7 @@ class ClaimedBatch:
     embedding_kind: str | None
     dim: int | None
     active_version: int | None
+    classifier_version: int | None = None  # the machine's active classifier (issue 6)
 
 
 @dataclass(frozen=True)

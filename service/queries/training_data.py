@@ -119,3 +119,55 @@ def training_windows(conn: psycopg.Connection, sensor_ids: list[UUID], dim: int,
     rows = conn.execute(SELECT_TRAINING_WINDOWS, params).fetchall()
     rows.reverse()
     return TrainingWindows([row[0] for row in rows], decode_vectors([row[1] for row in rows], dim))
+
+
+# Classifier training data: windows whose centre lies inside a label range (a window
+# starting at t describes t + window_s / 2), one index range scan per (range, sensor).
+# Newest first so the cap keeps the most recent labelled data.
+SELECT_WINDOW_LENGTHS = "SELECT id, window_s FROM sensors WHERE id = ANY(%s)"
+SELECT_LABELLED_WINDOWS = """
+SELECT r.ord::int, w.sensor_id, w.t, w.v
+FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) WITH ORDINALITY AS r(lo, hi, ord)
+CROSS JOIN unnest(%(sensors)s::uuid[], %(half)s::float8[]) AS s(id, half)
+CROSS JOIN LATERAL (
+    SELECT e.sensor_id, e.t, e.v FROM embeddings e
+    WHERE e.sensor_id = s.id AND e.t >= r.lo - make_interval(secs => s.half)
+      AND e.t < r.hi - make_interval(secs => s.half)
+    ORDER BY e.t DESC
+    LIMIT %(cap)s
+) AS w
+ORDER BY w.t DESC, r.ord
+LIMIT %(cap)s
+"""
+
+
+@dataclass(frozen=True)
+class LabelledWindows:
+    """Windows in time order; `ranges[i]` is the index (into the ranges passed in) of the
+    label range row i was found in. A window inside two ranges appears twice."""
+
+    ranges: list[int]
+    sensor_ids: list[UUID]
+    times: list[datetime]
+    values: np.ndarray
+
+
+def window_lengths(conn: psycopg.Connection, sensor_ids: list[UUID]) -> dict[UUID, float]:
+    """Window length in seconds of each sensor."""
+    rows = conn.execute(SELECT_WINDOW_LENGTHS, (sensor_ids,)).fetchall()
+    return {row[0]: float(row[1]) for row in rows}
+
+
+def labelled_windows(conn: psycopg.Connection, sensor_ids: list[UUID], dim: int,
+                     ranges: list[TimeRange], cap: int) -> LabelledWindows:
+    """At most `cap` windows of the sensors whose centres lie in `ranges` (the newest)."""
+    if not ranges or not sensor_ids:
+        return LabelledWindows([], [], [], np.empty((0, dim), dtype=np.float32))
+    lengths = window_lengths(conn, sensor_ids)
+    params = {"lo": [r[0] for r in ranges], "hi": [r[1] for r in ranges],
+              "sensors": sensor_ids, "half": [lengths.get(s, 1.0) / 2 for s in sensor_ids],
+              "cap": cap}
+    rows = conn.execute(SELECT_LABELLED_WINDOWS, params).fetchall()
+    rows.reverse()
+    return LabelledWindows([int(row[0]) - 1 for row in rows], [row[1] for row in rows],
+                           [row[2] for row in rows], decode_vectors([row[3] for row in rows], dim))

@@ -42,7 +42,8 @@ class BaselineList(Page):
 
 class TrainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target: str = Field("detector", description="what to train: 'detector'")
+    target: str = Field("detector", description="what to train: 'detector' (anomaly "
+                        "detector, the default) or 'classifier'")
 
 
 class JobOut(BaseModel):

@@ -1,5 +1,6 @@
 """One scoring iteration: claim queued ingest batches, score their windows with each
-machine's active detector, store the scores once per (window, model version), evaluate
+machine's active detector (and predict their classes with its active classifier, see
+`service.scoring.predict`), store the scores once per (window, model version), evaluate
 alert rules, and retire the batches, all in one transaction.
 
 Exactly once: a batch row leaves the queue only in the transaction that stored its scores,
@@ -26,7 +27,7 @@ import sklearn
 from ingest.store import decode_vectors
 from service.alerting import hooks
 from service.queries import scores as q
-from service.scoring import copy
+from service.scoring import copy, predict
 
 log = logging.getLogger("earshot.scoring")
 _ONE_US = timedelta(microseconds=1)
@@ -63,6 +64,7 @@ class StepResult:
     windows: int = 0
     inserted: int = 0
     more: bool = False
+    predicted: int = 0
 
 
 @dataclass
@@ -75,11 +77,14 @@ class _Work:
 
 class Scorer:
     def __init__(self, chunk_windows: int = 5000, claim_rows: int = 5000,
-                 loader: ModelLoader = default_loader) -> None:
+                 loader: ModelLoader = default_loader,
+                 classifier_loader: predict.ClassifierLoader = predict.default_loader,
+                 ) -> None:
         self.chunk_windows = chunk_windows
         self.claim_rows = claim_rows
         self._loader = loader
         self._models: dict[UUID, ActiveModel] = {}
+        self._classifiers = predict.ClassifierCache(classifier_loader)
 
     def step(self, conn: psycopg.Connection) -> StepResult:
         """Run one iteration in its own transaction on `conn`."""
@@ -88,20 +93,24 @@ class Scorer:
             if not claimed:
                 return StepResult()
             models = self._models_for(conn, claimed)
-            usable = [b for b in claimed if _usable(b, models)]
+            classifiers = self._classifiers.for_batches(conn, claimed)
+            usable = [b for b in claimed
+                      if _usable(b, models) or predict.usable(b, classifiers)]
             usable_ids = {b.id for b in usable}
             # Nothing can score these (no active model, deleted sensor, wrong embedding).
             retired = [b.id for b in claimed if b.id not in usable_ids]
             batches, limits = _within_budget(usable, self.chunk_windows)
             rows = q.read_batch_windows(conn, batches, limits)
             work, shrunk = _gather(rows, batches, limits, models)
+            # Predictions first: the alert engine reads the operating state they set.
+            predicted = predict.store(conn, predict.gather(rows, batches, classifiers))
             inserted = _store_and_alert(conn, work)
             shrunk_ids = {s.id for s in shrunk}
             q.finish_batches(conn, retired + [b.id for b in batches if b.id not in shrunk_ids],
                              shrunk)
         more = len(batches) < len(usable) or len(claimed) == self.claim_rows or bool(shrunk)
         return StepResult(claimed=len(claimed), windows=len(rows), inserted=inserted,
-                          more=more)
+                          more=more, predicted=predicted)
 
     def _models_for(self, conn: psycopg.Connection,
                     batches: list[q.ClaimedBatch]) -> dict[UUID, ActiveModel]:
@@ -147,11 +156,13 @@ def _within_budget(claimed: list[q.ClaimedBatch],
     return chosen, limits
 
 
-def _usable(batch: q.ClaimedBatch, models: dict[UUID, ActiveModel]) -> bool:
+def _usable(batch: q.ClaimedBatch, models: dict[UUID, ActiveModel], warn: bool = True) -> bool:
     if batch.machine_id is None or batch.machine_id not in models:
         return False  # deleted sensor, or no active model: nothing to score
     model = models[batch.machine_id]
     if (batch.embedding_kind, batch.dim) != (model.embedding_kind, model.dim):
+        if not warn:
+            return False
         log.warning("sensor embedding does not match the active detector; batch not scored",
                     extra={"sensor_id": batch.sensor_id, "machine_id": batch.machine_id,
                            "sensor_kind": batch.embedding_kind, "model_kind": model.embedding_kind})
@@ -164,14 +175,17 @@ def _gather(rows: list[tuple[int, datetime, bytes]], batches: list[q.ClaimedBatc
             ) -> tuple[dict[UUID, _Work], list[q.ShrunkBatch]]:
     work: dict[UUID, _Work] = {}
     per_batch: dict[int, list[datetime]] = defaultdict(list)
+    scorable = {i for i, b in enumerate(batches) if _usable(b, models, warn=False)}
     for index, t, blob in rows:
         batch = batches[index]
+        per_batch[index].append(t)
+        if index not in scorable:  # only the machine's classifier reads these windows
+            continue
         assert batch.machine_id is not None
         item = work.get(batch.machine_id)
         if item is None:
             item = work[batch.machine_id] = _Work(models[batch.machine_id])
         item.keys[(batch.sensor_id, t)] = blob
-        per_batch[index].append(t)
     shrunk = [q.ShrunkBatch(batches[i].id, times[-1] + _ONE_US, len(times))
               for i, times in per_batch.items() if len(times) >= limits[i]]
     return work, shrunk

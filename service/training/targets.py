@@ -21,6 +21,7 @@ from service.settings import Settings
 
 TRAINERS: dict[str, str] = {
     "detector": "service.training.detector:train",
+    "classifier": "service.training.classifier:train",
 }
 DEFAULT_TARGET = "detector"
 

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 from detectors.errors import InvalidParamsError
-from detectors.events import (
-    EventParams,
-    detect_events,
-    event_scores,
-    micro_average,
-    validate_event_params,
-)
+from detectors.event_metrics import event_scores, micro_average
+from detectors.events import EventParams, detect_events, validate_event_params
 
 RAW = EventParams(smoothing=1, on=0.5, off=0.3, min_duration_s=0.0, merge_gap_s=0.0)
 

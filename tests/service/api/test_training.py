@@ -151,7 +151,7 @@ def test_train_needs_a_detector_and_a_known_target(admin: TestClient,
     admin.put(f"/v1/machines/{machine_id}/detector", json={"algorithm": "ecod"})
     problem = assert_problem(admin.post(f"/v1/machines/{machine_id}/train",
                                         json={"target": "regressor"}), 422)
-    assert problem["valid"] == ["detector"]
+    assert problem["valid"] == ["classifier", "detector"]
     assert_problem(admin.post(f"/v1/machines/{uuid.uuid4()}/train"), 404)
     assert_problem(admin.get(f"/v1/jobs/{uuid.uuid4()}"), 404)
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)

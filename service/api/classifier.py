@@ -1,0 +1,75 @@
+"""`/v1/classifiers` (the algorithm catalogue) and `/v1/machines/{id}/classifier` (the
+machine's classifier configuration: a `model_configs` row with target 'classifier', so
+training jobs, versions, activation and cron retraining are the detector's)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from service.deps import AdminDep, ConnDep, ReaderDep
+from service.errors import NotFoundError
+from service.queries import model_configs
+from service.schemas.classification import (
+    ClassifierCatalogue,
+    ClassifierConfigIn,
+    ClassifierConfigOut,
+)
+from service.schemas.detectors import parse_cron
+
+router = APIRouter(tags=["classifiers"])
+TARGET = "classifier"
+
+
+def _classifiers() -> ModuleType:
+    # Imported on first use: scikit-learn takes a while to import (see service.app).
+    from detectors import classifiers
+
+    return classifiers
+
+
+def config_out(row: dict[str, Any]) -> ClassifierConfigOut:
+    next_at = None
+    if row["retrain_cron"]:
+        next_at = parse_cron(row["retrain_cron"]).get_next_fire_time(None, datetime.now(UTC))
+    return ClassifierConfigOut(
+        machine_id=row["machine_id"], target=row["target"], algorithm=row["algorithm"],
+        params=_classifiers().validate_params(row["algorithm"], row["params"]),
+        retrain_cron=row["retrain_cron"], training_window=row["training_window_s"],
+        activation=row["activation"], updated_at=row["updated_at"], next_retrain_at=next_at)
+
+
+@router.get("/classifiers", response_model=ClassifierCatalogue)
+def list_classifiers(_: ReaderDep) -> ClassifierCatalogue:
+    return ClassifierCatalogue(algorithms=_classifiers().list_algorithms())
+
+
+@router.put("/machines/{machine_id}/classifier", response_model=ClassifierConfigOut)
+def put_classifier(machine_id: UUID, body: ClassifierConfigIn, conn: ConnDep,
+                   _: AdminDep) -> ClassifierConfigOut:
+    # UnknownAlgorithmError / InvalidParamsError: 422 listing the valid names.
+    params = _classifiers().validate_params(body.algorithm, body.params)
+    with conn.transaction():
+        if not model_configs.machine_exists(conn, machine_id):
+            raise NotFoundError(f"machine {machine_id} does not exist")
+        row = model_configs.upsert_config(
+            conn, machine_id, TARGET, algorithm=body.algorithm, params=params, threshold={},
+            retrain_cron=body.retrain_cron, training_window_s=body.training_window,
+            activation=body.activation, backfill_s=0.0)
+        model_configs.notify_scheduler(conn, f"config:{machine_id}")
+    return config_out(row)
+
+
+@router.get("/machines/{machine_id}/classifier", response_model=ClassifierConfigOut)
+def get_classifier(machine_id: UUID, conn: ConnDep, _: ReaderDep) -> ClassifierConfigOut:
+    row = model_configs.get_config(conn, machine_id, TARGET)
+    if row is None:
+        if not model_configs.machine_exists(conn, machine_id):
+            raise NotFoundError(f"machine {machine_id} does not exist")
+        raise NotFoundError(f"machine {machine_id} has no classifier configured; "
+                            f"PUT /v1/machines/{machine_id}/classifier")
+    return config_out(row)

@@ -1,0 +1,137 @@
+"""`/v1/machines/{id}/predictions|classes|events`: what the classifier said, per window,
+per time bucket, and as sound events (computed on read from the stored probabilities with
+the machine's event parameters, see `detectors.events`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from service.classification.detection import machine_events
+from service.classification.rules import rule_from_row
+from service.deps import ConnDep, ReaderDep
+from service.errors import NotFoundError, UnprocessableError
+from service.queries import event_rules, model_configs
+from service.queries import predictions as prediction_queries
+from service.schemas.classification import (
+    LABEL_PATTERN,
+    ClassBucket,
+    Classes,
+    EventList,
+    EventOut,
+    PredictionOut,
+    PredictionPage,
+)
+from service.scoring import timeline
+
+router = APIRouter(prefix="/machines/{machine_id}", tags=["predictions"])
+Start = Annotated[AwareDatetime | None, Query(description="RFC 3339; default: end - 24 h")]
+End = Annotated[AwareDatetime | None, Query(description="RFC 3339, exclusive; default: now")]
+LabelQuery = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="one class")]
+DEFAULT_SPAN = timedelta(hours=24)
+# Windows one events request reads (about 2.3 days of 1 s windows of one sensor).
+EVENTS_MAX_WINDOWS = 200_000
+
+
+def _range(conn: ConnDep, machine_id: UUID, start: datetime | None,
+           end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or datetime.now(UTC)
+    start = start or end - DEFAULT_SPAN
+    if end <= start:
+        raise UnprocessableError("end must be after start", start=start.isoformat(),
+                                 end=end.isoformat())
+    if not model_configs.machine_exists(conn, machine_id):
+        raise NotFoundError(f"machine {machine_id} does not exist")
+    return start, end
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    key = [row["t"].isoformat(), str(row["sensor_id"]), row["model_version"]]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        t, sensor_id, version = json.loads(raw)
+        after = datetime.fromisoformat(t), UUID(sensor_id), int(version)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise UnprocessableError("cursor is not one this API returned (pass `next_cursor` "
+                                 "of the previous page unchanged)") from exc
+    if after[0].tzinfo is None:
+        raise UnprocessableError("cursor is not one this API returned")
+    return after
+
+
+@router.get("/predictions", response_model=PredictionPage)
+def list_predictions(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+                     end: End = None, label: LabelQuery = None,
+                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                     cursor: Annotated[str | None, Query(max_length=500)] = None,
+                     ) -> PredictionPage:
+    """Per-window class probabilities in [start, end), oldest first (keyset pages)."""
+    after = _decode_cursor(cursor) if cursor else None
+    start, end = _range(conn, machine_id, start, end)
+    rows = prediction_queries.page(conn, machine_id, start, end, label, after, limit + 1)
+    more = len(rows) > limit
+    return PredictionPage(items=[PredictionOut(**r) for r in rows[:limit]], limit=limit,
+                          next_cursor=_encode_cursor(rows[limit - 1]) if more else None)
+
+
+def _buckets(rows: list[tuple[datetime, str, int]], plan: timeline.Plan) -> list[ClassBucket]:
+    counts: dict[datetime, dict[str, int]] = defaultdict(dict)
+    for bucket, label, n in rows:
+        counts[bucket][label] = n
+    out = []
+    for i in range(plan.buckets):
+        t = plan.lo + timedelta(seconds=i * plan.step_s)
+        found = counts.get(t, {})
+        n = sum(found.values())
+        # Ties go to the alphabetically first class, so the answer is deterministic.
+        dominant = min(found, key=lambda k: (-found[k], k)) if found else None
+        out.append(ClassBucket(t=t, n=n, dominant=dominant,
+                               fractions={k: v / n for k, v in sorted(found.items())}))
+    return out
+
+
+@router.get("/classes", response_model=Classes)
+def get_classes(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+                end: End = None,
+                step: Annotated[str | None, Query(
+                    max_length=20, description="bucket width: 30s, 5m, 1h, 1d, 1w or "
+                    "seconds; default: a nice step giving at most ~1000 buckets")] = None,
+                ) -> Classes:
+    """Per bucket: windows predicted, the dominant class and each class's share
+    (gap-filled: empty buckets have n = 0)."""
+    start, end = _range(conn, machine_id, start, end)
+    plan = timeline.plan(start, end, timeline.parse_step(step) if step else None)
+    rows = prediction_queries.class_buckets(conn, machine_id, plan.lo, plan.hi, plan.step_s,
+                                            timeline.ORIGIN)
+    return Classes(machine_id=machine_id, start=plan.lo, end=plan.hi, step=plan.step_s,
+                   buckets=_buckets(rows, plan))
+
+
+@router.get("/events", response_model=EventList)
+def list_events(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+                end: End = None, label: LabelQuery = None) -> EventList:
+    """Sound events in [start, end): per sensor and class, from the window probabilities
+    with smoothing, hysteresis, merging and a minimum duration (the machine's event rule
+    parameters, listed in `params`). Events cut by the range bounds start or end there."""
+    start, end = _range(conn, machine_id, start, end)
+    rule = rule_from_row(event_rules.get_rule(conn, machine_id))
+    found, truncated = machine_events(conn, machine_id, start, end, rule, EVENTS_MAX_WINDOWS,
+                                      label)
+    labels = sorted({e.label for e in found} | ({label} if label else set()))
+    return EventList(
+        machine_id=machine_id, start=start, end=end, truncated=truncated,
+        items=[EventOut(label=e.label, start=e.start, end=e.end, confidence=e.confidence,
+                        sensor_id=e.sensor_id, open=e.open) for e in found],
+        params={name: rule.params_for(name).as_dict() for name in labels})

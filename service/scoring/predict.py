@@ -1,0 +1,128 @@
+"""Classifier predictions inside a scorer iteration: the windows of the batches the scorer
+claimed are also run through the machine's active classifier, and the predictions are
+stored in the same transaction that stores the scores and retires the batches.
+
+Exactly once per (window, classifier version), like scores: the batch leaves the queue
+only with its predictions, `ON CONFLICT DO NOTHING` on (sensor, t, version) absorbs
+re-predicted windows, and only rows actually inserted reach event announcements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+import sklearn
+
+from ingest.store import decode_vectors
+from service.classification import notify
+from service.queries import predictions as prediction_queries
+from service.queries import scores as q
+
+log = logging.getLogger("earshot.scoring")
+TARGET = "classifier"
+PROBABILITY_DIGITS = 6  # jsonb size; far below any threshold's resolution
+
+ClassifierLoader = Callable[[psycopg.Connection, UUID], Any]
+
+
+def default_loader(conn: psycopg.Connection, machine_id: UUID) -> Any:
+    from service.training.models import load_active
+
+    return load_active(conn, machine_id, TARGET)
+
+
+class ClassifierCache:
+    """Active classifiers per machine, reloaded only when the active version changes."""
+
+    def __init__(self, loader: ClassifierLoader = default_loader) -> None:
+        self._loader = loader
+        self._loaded: dict[UUID, Any] = {}
+
+    def for_batches(self, conn: psycopg.Connection,
+                    batches: list[q.ClaimedBatch]) -> dict[UUID, Any]:
+        wanted = {b.machine_id: b.classifier_version for b in batches
+                  if b.machine_id is not None and b.classifier_version is not None}
+        found: dict[UUID, Any] = {}
+        for machine_id, version in wanted.items():
+            cached = self._loaded.get(machine_id)
+            if cached is None or cached.version != version:
+                cached = self._load(conn, machine_id)
+            if cached is not None:
+                self._loaded[machine_id] = found[machine_id] = cached
+        return found
+
+    def _load(self, conn: psycopg.Connection, machine_id: UUID) -> Any:
+        try:
+            with conn.transaction():
+                return self._loader(conn, machine_id)
+        except Exception:
+            # Like an unloadable detector: this machine's windows go unpredicted, every
+            # other machine's are still served.
+            log.exception("cannot load the active classifier", extra={"machine_id": machine_id})
+            return None
+
+
+def usable(batch: q.ClaimedBatch, classifiers: dict[UUID, Any]) -> bool:
+    model = classifiers.get(batch.machine_id) if batch.machine_id is not None else None
+    if model is None:
+        return False
+    if (batch.embedding_kind, batch.dim) != (model.embedding_kind, model.dim):
+        log.warning("sensor embedding does not match the active classifier; not predicted",
+                    extra={"sensor_id": batch.sensor_id, "machine_id": batch.machine_id})
+        return False
+    return True
+
+
+@dataclass
+class Work:
+    model: Any
+    keys: dict[tuple[UUID, datetime], bytes] = field(default_factory=dict)
+
+
+def gather(rows: list[tuple[int, datetime, bytes]], batches: list[q.ClaimedBatch],
+           classifiers: dict[UUID, Any]) -> dict[UUID, Work]:
+    """Windows per machine with a usable classifier, deduplicated on (sensor, t)."""
+    ok = {i for i, b in enumerate(batches) if usable(b, classifiers)}
+    work: dict[UUID, Work] = {}
+    for index, t, blob in rows:
+        if index not in ok:
+            continue
+        batch = batches[index]
+        assert batch.machine_id is not None
+        item = work.setdefault(batch.machine_id, Work(classifiers[batch.machine_id]))
+        item.keys[(batch.sensor_id, t)] = blob
+    return work
+
+
+def _rows(machine_id: UUID, item: Work) -> prediction_queries.PredictionRows:
+    keys = list(item.keys)
+    vectors = decode_vectors(list(item.keys.values()), item.model.dim)
+    pipeline = item.model.detector
+    probs = np.asarray(pipeline.predict_proba(vectors), dtype=np.float64)
+    labels = [str(c) for c in pipeline.classes_]
+    best = probs.argmax(axis=1)
+    return prediction_queries.PredictionRows(
+        machine_id=machine_id, version=item.model.version,
+        sensor_ids=[k[0] for k in keys], times=[k[1] for k in keys],
+        labels=[labels[i] for i in best], confidences=probs.max(axis=1).tolist(),
+        probabilities=[{label: round(float(p), PROBABILITY_DIGITS)
+                        for label, p in zip(labels, row, strict=True)} for row in probs])
+
+
+def store(conn: psycopg.Connection, work: dict[UUID, Work]) -> int:
+    """Predict, store and announce events; returns the predictions inserted."""
+    total = 0
+    for machine_id, item in work.items():
+        with sklearn.config_context(assume_finite=True):  # ingest refuses NaN/Inf
+            rows = _rows(machine_id, item)
+        inserted = prediction_queries.insert(conn, rows)
+        notify.on_predicted(conn, machine_id, item.model.version, inserted)
+        total += len(inserted)
+    return total
