@@ -8,4 +8,8 @@ BENCHMARKS = [
     "bench.training",
     "bench.embedding",
     "bench.quality",
+    "bench.ingest",
+    "bench.alert_latency",
+    "bench.timeline",
+    "bench.quality_api",
 ]
