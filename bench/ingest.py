@@ -343,22 +343,29 @@ and sensor lookups (two more pooled round trips) and the thread hops around them
 """
 
 
-def verdict(per_size: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> str:
+def verdict(per_size: list[dict[str, Any]], sweep: list[dict[str, Any]],
+            phases: dict[str, float]) -> str:
     ratios = [(s["sensors"], c["windows_per_s"] / s["refs"]["write_row"])
               for s in per_size for c in s["cells"] if c["fmt"] == "binary"]
     misses = [(n, r) for n, r in ratios if r < TARGET_RATIO]
     if not misses:
         return f"**Target met** at every size ({BATCH}-window requests)."
-    met = sorted(c["batch"] for c in sweep if c["batch"] > BATCH)
-    example = f"; e.g. {met[0]:,} windows per request" if met else ""
+    ref = next(s["refs"]["write_row"] for s in per_size if s["sensors"] == SWEEP_SENSORS)
+    biggest = max(sweep, key=lambda c: c["batch"])
+    example = (f"; {biggest['batch']:,} windows per request reach "
+               f"{biggest['windows_per_s'] / ref:.2f}x")
+    top = sorted(phases.items(), key=lambda kv: -kv[1])[:3]
+    costly = ", ".join(f"{name} ({fmt(ms)} ms)" for name, ms in top)
     gap = ", ".join(f"{n:,} sensors {r:.2f}x" for n, r in misses)
     return (f"**Target missed** at {BATCH} windows per request ({gap} of write_row). "
             "Issue note: a request has a fixed cost (HTTP, auth and sensor lookups, one "
             "transaction with a commit) that a raw COPY of 10,000 rows pays once; at "
             f"{BATCH} windows it dominates (API CPU per window above; the batch-size table "
             f"shows the rate rising with the batch{example}). "
-            "Limits: one API process (one core of two, shared with PostgreSQL and the "
-            "generators on this box). Levers: bigger batches per request, more API processes.")
+            "Limits: the CPU of this 2-core box, shared by one API process, PostgreSQL and "
+            "the generators. Levers: bigger batches per request, more API processes, and a "
+            f"cheaper store path: {costly} are the largest statements of one request's "
+            "store (last table).")
 
 
 def run(ctx: Context) -> Section:
@@ -370,7 +377,7 @@ def run(ctx: Context) -> Section:
         target=TARGET_RATIO, stored=raw["stored_rows"], expected=raw["expected"],
         durable="✅ equal" if raw["stored_rows"] == raw["expected"] else "❌ differ",
         store=fmt(sum(phases.values())), store_repeats=STORE_REPEATS,
-        verdict=verdict(per_size, sweep))
+        verdict=verdict(per_size, sweep, phases))
     phase_table = Table(f"Server work of one {BATCH}-window binary request, in-process (ms)",
                         list(phases), [[fmt(v) for v in phases.values()]])
     tables = [main_table(per_size), growth_table(per_size), sweep_table(sweep, per_size),
