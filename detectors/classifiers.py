@@ -154,8 +154,8 @@ def check_training_data(y: NDArray[Any], min_per_class: int = MIN_WINDOWS_PER_CL
         raise ClassifierDataError("no labelled windows")
     if labels.size == 1:
         raise ClassifierDataError(
-            f"only one class ({labels[0]!r}, {counts[0]} windows) is labelled; a classifier "
-            "needs at least two classes to tell apart")
+            f"only one class ({str(labels[0])!r}, {int(counts[0])} windows) is labelled; a "
+            "classifier needs at least two classes to tell apart")
     few = {str(label): int(n) for label, n in zip(labels, counts, strict=True)
            if n < min_per_class}
     if few:

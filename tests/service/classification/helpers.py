@@ -148,3 +148,28 @@ def mix(background: np.ndarray, events: list[tuple[str, Path, float, float]]) ->
         found += [(label, at + lo - first, at + hi - first) for lo, hi in intervals]
     peak = float(np.abs(y).max())
     return Recording(y / peak * 0.9 if peak > 0.9 else y, sorted(found, key=lambda e: e[1]))
+
+
+def problem(response: Any, status: int, *phrases: str) -> dict[str, Any]:
+    """Assert an RFC 9457 answer with `status` whose detail contains every phrase."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    for phrase in phrases:
+        assert phrase in body["detail"], body["detail"]
+    return body
+
+
+def labelled_machine(admin: TestClient, classes: tuple[str, ...], clips_per_class: int,
+                     first_s: float = 7200, spacing_s: int = 20,
+                     name: str = "labelled") -> tuple[str, str, datetime]:
+    """A machine whose sensor holds real ESC-10 clips uploaded with their class as label,
+    `spacing_s` apart; (machine_id, sensor_id, time after the last clip)."""
+    machine_id, sensor_id = make_sensor(admin, name=name)
+    at = whole_seconds_ago(first_s)
+    for label in classes:
+        for path in esc10_clips(label)[:clips_per_class]:
+            upload(admin, sensor_id, path.read_bytes(), at, "audio/ogg", label=label)
+            at += timedelta(seconds=spacing_s)
+    return machine_id, sensor_id, at
