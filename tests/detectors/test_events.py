@@ -8,7 +8,12 @@ import pytest
 
 from detectors.errors import InvalidParamsError
 from detectors.event_metrics import event_scores, micro_average
-from detectors.events import EventParams, detect_events, validate_event_params
+from detectors.events import (
+    EventParams,
+    calibrate_timing,
+    detect_events,
+    validate_event_params,
+)
 
 RAW = EventParams(smoothing=1, on=0.5, off=0.3, min_duration_s=0.0, merge_gap_s=0.0)
 
@@ -93,3 +98,21 @@ def test_matching_is_maximal_not_greedy() -> None:
     reference = [("x", 1.0, 2.0), ("x", 1.3, 2.0)]
     estimated = [("x", 1.15, 2.0), ("x", 0.9, 2.0)]
     assert event_scores(reference, estimated, collar=0.2)["x"].tp == 2
+
+
+def test_timing_is_learned_per_class_and_subtracted() -> None:
+    # Barks detected 0.3 s early every time, saws on time: one correction per class.
+    probs, reference = np.zeros((80, 2)), []
+    for k in range(4):
+        probs[10 + 20 * k:14 + 20 * k, 0] = 1.0  # "bark" windows
+        probs[4 + 20 * k:8 + 20 * k, 1] = 1.0  # "saw" windows
+        reference += [("bark", 10.3 + 20 * k, 14.0 + 20 * k), ("saw", 4.0 + 20 * k,
+                                                               8.0 + 20 * k)]
+    found = detect_events(np.arange(80.0), probs, ["bark", "saw"], RAW)
+    timing = calibrate_timing(found, reference)
+    assert timing["bark"].onset_shift_s == pytest.approx(-0.3) and timing["bark"].n == 4
+    assert timing["saw"].onset_shift_s == pytest.approx(0.0)
+    corrected = detect_events(np.arange(80.0), probs, ["bark", "saw"], RAW, timing=timing)
+    assert [e.start for e in corrected if e.label == "bark"] == \
+        pytest.approx([10.3, 30.3, 50.3, 70.3])
+    assert calibrate_timing(found, reference[:4]) == {}  # too few pairs: no correction

@@ -144,10 +144,10 @@ def _evaluate(admin: TestClient, machine_id: str, built: list[Recording],
     return event_scores(reference, estimated, collar=COLLAR_S), found, wide
 
 
-def test_sound_events_in_real_machine_audio(admin: TestClient, settings: Settings,
-                                            pool: ConnectionPool,
-                                            conn: psycopg.Connection) -> None:
-    machine_id, sensor_id = make_sensor(admin, kind="logmel-v1-h250", name="toy-car-line")
+def _trained(admin: TestClient, settings: Settings, pool: ConnectionPool, machine_id: str,
+             sensor_id: str) -> dict[str, Any]:
+    """Upload and label the training recordings, set the event rule and train; the event
+    timing corrections the model learned."""
     training = recordings("train", seed=1)
     _upload_all(admin, machine_id, sensor_id, training, whole_seconds_ago(6 * 3600), True)
     assert score_all(pool) == (0, 0)
@@ -161,8 +161,16 @@ def test_sound_events_in_real_machine_audio(admin: TestClient, settings: Setting
     assert job["state"] == "succeeded", job["error"]
     (model,) = admin.get(f"/v1/machines/{machine_id}/models",
                          params={"target": "classifier"}).json()["items"]
-    timing = model["metrics"]["event_timing"]
+    timing: dict[str, Any] = model["metrics"]["event_timing"]
     assert set(CLASSES) <= set(timing)
+    return timing
+
+
+def test_sound_events_in_real_machine_audio(admin: TestClient, settings: Settings,
+                                            pool: ConnectionPool,
+                                            conn: psycopg.Connection) -> None:
+    machine_id, sensor_id = make_sensor(admin, kind="logmel-v1-h250", name="toy-car-line")
+    timing = _trained(admin, settings, pool, machine_id, sensor_id)
     admin.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook",
                                      "events": ["event.detected"]})
 
