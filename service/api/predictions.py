@@ -4,21 +4,18 @@ the machine's event parameters, see `detectors.events`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
+from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
 from service.classification.detection import machine_events
 from service.classification.rules import rule_from_row
 from service.deps import ConnDep, ReaderDep
-from service.errors import NotFoundError, UnprocessableError
+from service.errors import NotFoundError
 from service.queries import event_rules, model_configs
 from service.queries import predictions as prediction_queries
 from service.schemas.classification import (
@@ -33,42 +30,17 @@ from service.schemas.classification import (
 from service.scoring import timeline
 
 router = APIRouter(prefix="/machines/{machine_id}", tags=["predictions"])
-Start = Annotated[AwareDatetime | None, Query(description="RFC 3339; default: end - 24 h")]
-End = Annotated[AwareDatetime | None, Query(description="RFC 3339, exclusive; default: now")]
 LabelQuery = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="one class")]
-DEFAULT_SPAN = timedelta(hours=24)
 # Windows one events request reads (about 2.3 days of 1 s windows of one sensor).
 EVENTS_MAX_WINDOWS = 200_000
 
 
 def _range(conn: ConnDep, machine_id: UUID, start: datetime | None,
            end: datetime | None) -> tuple[datetime, datetime]:
-    end = end or datetime.now(UTC)
-    start = start or end - DEFAULT_SPAN
-    if end <= start:
-        raise UnprocessableError("end must be after start", start=start.isoformat(),
-                                 end=end.isoformat())
+    start, end = time_range(start, end)
     if not model_configs.machine_exists(conn, machine_id):
         raise NotFoundError(f"machine {machine_id} does not exist")
     return start, end
-
-
-def _encode_cursor(row: dict[str, Any]) -> str:
-    key = [row["t"].isoformat(), str(row["sensor_id"]), row["model_version"]]
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        t, sensor_id, version = json.loads(raw)
-        after = datetime.fromisoformat(t), UUID(sensor_id), int(version)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise UnprocessableError("cursor is not one this API returned (pass `next_cursor` "
-                                 "of the previous page unchanged)") from exc
-    if after[0].tzinfo is None:
-        raise UnprocessableError("cursor is not one this API returned")
-    return after
 
 
 @router.get("/predictions", response_model=PredictionPage)
@@ -78,12 +50,12 @@ def list_predictions(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start
                      cursor: Annotated[str | None, Query(max_length=500)] = None,
                      ) -> PredictionPage:
     """Per-window class probabilities in [start, end), oldest first (keyset pages)."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     start, end = _range(conn, machine_id, start, end)
     rows = prediction_queries.page(conn, machine_id, start, end, label, after, limit + 1)
     more = len(rows) > limit
     return PredictionPage(items=[PredictionOut(**r) for r in rows[:limit]], limit=limit,
-                          next_cursor=_encode_cursor(rows[limit - 1]) if more else None)
+                          next_cursor=encode_cursor(rows[limit - 1]) if more else None)
 
 
 def _buckets(rows: list[tuple[datetime, str, int]], plan: timeline.Plan) -> list[ClassBucket]:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
+from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
 from service.deps import ConnDep, ReaderDep, SettingsDep
-from service.errors import NotFoundError, UnprocessableError
+from service.errors import NotFoundError
 from service.queries import alerts as alert_queries
 from service.queries import rollups as rollup_queries
 from service.queries import scores as score_queries
@@ -22,18 +19,6 @@ from service.scoring import health, timeline
 
 router = APIRouter(prefix="/machines", tags=["scores"])
 SOURCE_HEADER = "X-Earshot-Source"
-Start = Annotated[AwareDatetime | None, Query(description="RFC 3339; default: end - 24 h")]
-End = Annotated[AwareDatetime | None, Query(description="RFC 3339, exclusive; default: now")]
-DEFAULT_SPAN = timedelta(hours=24)
-
-
-def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    end = end or datetime.now(UTC)
-    start = start or end - DEFAULT_SPAN
-    if end <= start:
-        raise UnprocessableError("end must be after start", start=start.isoformat(),
-                                 end=end.isoformat())
-    return start, end
 
 
 def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
@@ -41,36 +26,18 @@ def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
         raise NotFoundError(f"machine {machine_id} does not exist")
 
 
-def _encode_cursor(row: dict[str, object]) -> str:
-    key = [row["t"].isoformat(), str(row["sensor_id"]), row["model_version"]]  # type: ignore[attr-defined]
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        t, sensor_id, version = json.loads(raw)
-        after = datetime.fromisoformat(t), UUID(sensor_id), int(version)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise UnprocessableError("cursor is not one this API returned (pass `next_cursor` "
-                                 "of the previous page unchanged)") from exc
-    if after[0].tzinfo is None:
-        raise UnprocessableError("cursor is not one this API returned")
-    return after
-
-
 @router.get("/{machine_id}/scores", response_model=ScorePage)
 def list_scores(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
                 end: End = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                 cursor: Annotated[str | None, Query(max_length=500)] = None) -> ScorePage:
     """Per-window scores in [start, end), oldest first, with keyset pagination."""
-    start, end = _range(start, end)
-    after = _decode_cursor(cursor) if cursor else None
+    start, end = time_range(start, end)
+    after = decode_cursor(cursor) if cursor else None
     _require_machine(conn, machine_id)
     rows = score_queries.page(conn, machine_id, start, end, after, limit + 1)
     more = len(rows) > limit
     return ScorePage(items=[ScoreOut(**r) for r in rows[:limit]], limit=limit,
-                     next_cursor=_encode_cursor(rows[limit - 1]) if more else None)
+                     next_cursor=encode_cursor(rows[limit - 1]) if more else None)
 
 
 @router.get("/{machine_id}/timeline", response_model=Timeline)
@@ -81,7 +48,7 @@ def get_timeline(machine_id: UUID, conn: ConnDep, _: ReaderDep, response: Respon
                      "seconds; default: a nice step giving at most ~1000 buckets")] = None,
                  ) -> Timeline:
     """Gap-filled score buckets: long steps come from rollups (see `source`)."""
-    start, end = _range(start, end)
+    start, end = time_range(start, end)
     plan = timeline.plan(start, end, timeline.parse_step(step) if step else None)
     _require_machine(conn, machine_id)
     rows = rollup_queries.timeline(conn, plan.source, machine_id, plan.lo, plan.hi,
