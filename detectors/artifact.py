@@ -78,13 +78,19 @@ def dump(detector: BaseDetector, meta: Mapping[str, Any]) -> tuple[bytes, str]:
     ``meta`` (embedding kind, dimension, training range, ...) must be JSON-serialisable.
     """
     check_is_fitted(detector, "threshold_")
+    return pack(MAGIC, _header(detector, meta), detector)
+
+
+def pack(magic: bytes, header: Mapping[str, Any], obj: object) -> tuple[bytes, str]:
+    """``magic | header length | JSON header | pickle`` and the blob's SHA-256 hex; the
+    container shared by every artifact kind (detectors, classifiers)."""
     try:
-        header = json.dumps(_header(detector, meta), sort_keys=True, allow_nan=False)
+        text = json.dumps(dict(header), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"artifact header and meta must be JSON-serialisable: {exc}") from exc
-    header_bytes = header.encode("utf-8")
-    payload = pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL)
-    blob = b"".join((MAGIC, _LENGTH.pack(len(header_bytes)), header_bytes, payload))
+    header_bytes = text.encode("utf-8")
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    blob = b"".join((magic, _LENGTH.pack(len(header_bytes)), header_bytes, payload))
     return blob, hashlib.sha256(blob).hexdigest()
 
 
@@ -94,14 +100,15 @@ def _as_bytes(blob: object) -> bytes:
     return bytes(blob)
 
 
-def _split(blob: bytes) -> tuple[dict[str, Any], bytes]:
+def split_header(blob: bytes, magic: bytes = MAGIC, kind: str = "detector"
+           ) -> tuple[dict[str, Any], bytes]:
     data = _as_bytes(blob)
-    if not data.startswith(MAGIC):
-        raise ArtifactError("not an Earshot detector artifact (bad magic bytes)")
-    start = len(MAGIC) + _LENGTH.size
+    if not data.startswith(magic):
+        raise ArtifactError(f"not an Earshot {kind} artifact (bad magic bytes)")
+    start = len(magic) + _LENGTH.size
     if len(data) < start:
         raise ArtifactError("artifact is truncated before its header")
-    (length,) = _LENGTH.unpack_from(data, len(MAGIC))
+    (length,) = _LENGTH.unpack_from(data, len(magic))
     if start + length > len(data):
         raise ArtifactError("artifact is truncated inside its header")
     try:
@@ -115,7 +122,7 @@ def _split(blob: bytes) -> tuple[dict[str, Any], bytes]:
 
 def read_header(blob: bytes) -> dict[str, Any]:
     """The JSON header of a blob, parsed without unpickling anything."""
-    header, _ = _split(blob)
+    header, _ = split_header(blob)
     return header
 
 
@@ -125,6 +132,15 @@ def load(blob: bytes, expected_sha256: str) -> tuple[BaseDetector, dict[str, Any
     Order matters: the SHA-256 is checked first, then the format version, and only then
     is the payload unpickled. Raises :class:`ArtifactError` on any failure.
     """
+    header, payload = unpack(blob, expected_sha256, MAGIC, "detector")
+    detector = _unpickle(payload, header)
+    return detector, header
+
+
+def unpack(blob: bytes, expected_sha256: str, magic: bytes, kind: str
+           ) -> tuple[dict[str, Any], bytes]:
+    """Check the SHA-256 first, then the magic and format version: ``(header, payload)``.
+    Nothing is unpickled here; :func:`unpickle` does that only after this passed."""
     data = _as_bytes(blob)
     actual = hashlib.sha256(data).hexdigest()
     if not isinstance(expected_sha256, str) or not hmac.compare_digest(
@@ -134,25 +150,29 @@ def load(blob: bytes, expected_sha256: str) -> tuple[BaseDetector, dict[str, Any
             f"artifact checksum mismatch: expected {expected_sha256!r}, got {actual!r}; "
             "refusing to unpickle"
         )
-    header, payload = _split(data)
+    header, payload = split_header(data, magic, kind)
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise ArtifactError(
-            f"unsupported artifact format version {version!r}; this build reads "
+            f"unsupported {kind} artifact format version {version!r}; this build reads "
             f"version {FORMAT_VERSION}"
         )
-    detector = _unpickle(payload, header)
-    return detector, header
+    return header, payload
 
 
-def _unpickle(payload: bytes, header: dict[str, Any]) -> BaseDetector:
+def unpickle(payload: bytes, header: dict[str, Any]) -> object:
+    """Unpickle a payload :func:`unpack` verified; any failure is an ArtifactError."""
     try:
-        detector = pickle.loads(payload)
+        return pickle.loads(payload)
     except Exception as exc:  # any failure here means the payload cannot be used
         raise ArtifactError(
             f"artifact payload could not be unpickled ({type(exc).__name__}: {exc}); it was "
             f"written with {header.get('libraries')}, this process has {library_versions()}"
         ) from exc
+
+
+def _unpickle(payload: bytes, header: dict[str, Any]) -> BaseDetector:
+    detector = unpickle(payload, header)
     if not isinstance(detector, BaseDetector) or detector.name != header.get("algorithm"):
         raise ArtifactError(
             f"artifact payload is not the {header.get('algorithm')!r} detector its header "
