@@ -14,10 +14,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
 
 from service.app import create_app
+from service.db import make_pool
 from service.settings import Settings
+from service.training import models as training_models
 from tests import db
+from tests.service.alerting.receiver import Receiver
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 ADMIN_KEY = "test_admin_key_0123456789abcdefghijklmnop"
@@ -72,3 +76,27 @@ def admin(app_client: TestClient) -> TestClient:
 
 # Real processes (uvicorn API, Mosquitto) for end-to-end tests: fixtures `live_api`, `mosquitto`.
 pytest_plugins = ["tests.live"]
+
+
+@pytest.fixture
+def pool(settings: Settings) -> Iterator[ConnectionPool]:
+    """A worker-style pool (not autocommit) on the test database, as the scheduler's."""
+    # Model versions restart at 1 in every test database: a cached model of an earlier
+    # test must not be taken for this one's.
+    training_models.clear_cache()
+    the_pool = make_pool(settings, max_size=6)
+    the_pool.open(wait=True)
+    try:
+        yield the_pool
+    finally:
+        the_pool.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that verifies Standard Webhooks signatures."""
+    the_receiver = Receiver().start()
+    try:
+        yield the_receiver
+    finally:
+        the_receiver.stop()

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -55,15 +54,6 @@ class Scheduler:
         lines = self.log.read_text(errors="replace").splitlines()[-15:]
         return "\n".join(str(json.loads(x).get("msg")) if x.startswith("{") else x
                          for x in lines)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    the_receiver = Receiver().start()
-    try:
-        yield the_receiver
-    finally:
-        the_receiver.stop()
 
 
 def scored(conn: psycopg.Connection, machine_id: UUID) -> tuple[int, int]:

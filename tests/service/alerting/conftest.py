@@ -21,7 +21,6 @@ from service.alerting.hooks import ScoredWindow, on_scored
 from service.db import make_pool
 from service.queries import webhooks as webhook_queries
 from service.settings import Settings
-from tests.service.alerting.receiver import Receiver
 
 ALL_ALERT_EVENTS = ["alert.firing", "alert.resolved", "alert.acknowledged", "sensor.no_data"]
 
@@ -100,15 +99,6 @@ def pool(fast_settings: Settings) -> Iterator[ConnectionPool]:
         yield the_pool
     finally:
         the_pool.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    the_receiver = Receiver().start()
-    try:
-        yield the_receiver
-    finally:
-        the_receiver.stop()
 
 
 class WorkerThread:

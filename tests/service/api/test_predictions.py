@@ -18,9 +18,7 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from service.alerting import delivery
-from service.db import make_pool
 from service.settings import Settings
-from service.training import models as training_models
 from tests.service.alerting.conftest import wait_for
 from tests.service.alerting.receiver import Receiver
 from tests.service.classification.helpers import (
@@ -38,22 +36,6 @@ from tests.service.classification.helpers import (
 CLASSES = ("chainsaw", "rooster")
 # Held-out clips, back to back: rooster, chainsaw, rooster (about 15 s).
 SEQUENCE = (("rooster", 4), ("chainsaw", 4), ("rooster", 5))
-
-
-@pytest.fixture
-def pool(settings: Settings) -> Iterator[ConnectionPool]:
-    training_models.clear_cache()
-    with make_pool(settings, max_size=6) as the_pool:
-        yield the_pool
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    the_receiver = Receiver().start()
-    try:
-        yield the_receiver
-    finally:
-        the_receiver.stop()
 
 
 @pytest.fixture

@@ -8,21 +8,10 @@ from collections.abc import Iterator
 import pytest
 from psycopg_pool import ConnectionPool
 
-from service.db import make_pool
 from service.scoring import worker
 from service.settings import Settings
 
 JOIN_TIMEOUT_S = 10.0
-
-
-@pytest.fixture
-def pool(settings: Settings) -> Iterator[ConnectionPool]:
-    the_pool = make_pool(settings, max_size=6)
-    the_pool.open(wait=True)
-    try:
-        yield the_pool
-    finally:
-        the_pool.close()
 
 
 class WorkerThread:
