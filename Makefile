@@ -28,9 +28,13 @@ typecheck:
 pytest:
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Starts the embedded database when needed and stops it again afterwards if it was not
+# running before, so a test run leaves the machine as it found it.
 test: setup
-	@$(BIN)/earshot db start >/dev/null
-	@$(MAKE) --no-print-directory lint typecheck pytest
+	@was_running=$$($(BIN)/earshot db status | grep -c '^running'); \
+	$(BIN)/earshot db start >/dev/null && \
+	$(MAKE) --no-print-directory lint typecheck pytest; rc=$$?; \
+	[ "$$was_running" = 1 ] || $(BIN)/earshot db stop >/dev/null; exit $$rc
 
 # Regenerate migrations/schema.sql from a freshly migrated database (the drift test's reference).
 schema: setup
