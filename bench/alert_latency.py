@@ -137,7 +137,7 @@ def latency_table(sizes: list[dict[str, Any]]) -> Table:
                  "signed webhook's arrival",
                  ["background sensors at 1 Hz", "achieved background windows/s / requests/s",
                   "alerts measured / sent", "p50 s", "p95 s", "max s",
-                  "delivery alone (test webhook) p50 / p95 s",
+                  "delivery alone (test webhook request to arrival) p50 / p95 s",
                   "scorer iteration median / p95 s (iterations)", "queued batches at end",
                   "cores busy: API / scheduler / DB", f"p95 ≤ {TARGET_P95_S:g} s"], rows)
 
@@ -187,7 +187,7 @@ model), one request each, one machine every {every:g} s; latency runs from the r
 to the {k}th fault window (the one completing {k}-of-{n}) to the arrival of that
 machine's `alert.firing` webhook. **Reference, same run**: the same alerts with no
 background (first row), and the delivery path alone (`POST /v1/webhooks/{{id}}/test`
-response to arrival), measured alongside each size. Every alert machine is new, so its
+request to arrival), measured alongside each size. Every alert machine is new, so its
 model is loaded at its first window; the idle row's slowest alerts are the scheduler's
 first iterations after start (imports and caches warming up).
 {verdict}
