@@ -10,7 +10,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-MACHINE_EXISTS = "SELECT 1 FROM machines WHERE id = %s"
+from service.queries.machines import exists as machine_exists  # noqa: F401  (shared check)
+
 SELECT_RULE = """
 SELECT machine_id, enabled, k, n, clear_ratio, clear_windows, repeat_interval_s, no_data_s,
        updated_at
@@ -51,9 +52,6 @@ UPDATE alert_state SET recent = %s, consecutive_clear = %s, clear_since = %s, ma
 WHERE machine_id = %s
 """
 
-
-def machine_exists(conn: psycopg.Connection, machine_id: UUID) -> bool:
-    return conn.execute(MACHINE_EXISTS, (machine_id,)).fetchone() is not None
 
 
 def get_rule(conn: psycopg.Connection, machine_id: UUID) -> dict[str, Any] | None:

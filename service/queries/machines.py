@@ -53,6 +53,7 @@ DELETE_MACHINE_DATA = (
 DELETE_MACHINE = "DELETE FROM machines WHERE id = %s"
 UPDATABLE = ("name", "kind", "location", "labels")
 
+MACHINE_EXISTS = "SELECT 1 FROM machines WHERE id = %s"
 
 def insert(conn: psycopg.Connection, name: str, kind: str, location: str | None,
            labels: Mapping[str, str]) -> dict[str, Any] | None:
@@ -60,6 +61,11 @@ def insert(conn: psycopg.Connection, name: str, kind: str, location: str | None,
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(INSERT_MACHINE, (name, kind, location, Jsonb(dict(labels)))
                            ).fetchone()
+
+
+def exists(conn: psycopg.Connection, machine_id: UUID) -> bool:
+    """The one existence check every machine-scoped route makes before its work."""
+    return conn.execute(MACHINE_EXISTS, (machine_id,)).fetchone() is not None
 
 
 def get(conn: psycopg.Connection, machine_id: UUID) -> dict[str, Any] | None:

@@ -10,6 +10,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from service.queries.machines import exists as machine_exists  # noqa: F401  (shared check)
+
 # The scheduler LISTENs here: 'job:<id>' wakes a job runner, 'config:<machine_id>'
 # re-syncs the cron jobs without waiting for the next periodic sync.
 JOBS_CHANNEL = "earshot_jobs"
@@ -37,13 +39,8 @@ SELECT_CRON_CONFIGS = """
 SELECT machine_id, target, retrain_cron FROM model_configs
 WHERE retrain_cron IS NOT NULL ORDER BY machine_id, target
 """
-MACHINE_EXISTS = "SELECT EXISTS (SELECT 1 FROM machines WHERE id = %s)"
 NOTIFY_JOBS = "SELECT pg_notify(%s, %s)"
 
-
-def machine_exists(conn: psycopg.Connection, machine_id: UUID) -> bool:
-    row = conn.execute(MACHINE_EXISTS, (machine_id,)).fetchone()
-    return bool(row and row[0])
 
 
 def upsert_config(conn: psycopg.Connection, machine_id: UUID, target: str, *, algorithm: str,

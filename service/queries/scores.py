@@ -16,6 +16,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from service.queries.machines import exists as machine_exists  # noqa: F401  (shared check)
+
 LISTEN_INGEST = "LISTEN earshot_ingest"
 CLAIM_BATCHES = """
 SELECT b.id, b.sensor_id, b.t_min, b.t_max, b.n,
@@ -75,7 +77,6 @@ WITH ins AS (
 SELECT machine_id, model_version, t, sensor_id, score, threshold, anomalous
 FROM ins ORDER BY machine_id, model_version, t, sensor_id
 """
-MACHINE_EXISTS = "SELECT 1 FROM machines WHERE id = %s"
 SCORES_PAGE = """
 SELECT t, sensor_id, score, threshold, anomalous, model_version FROM scores
 WHERE machine_id = %(machine_id)s AND t >= %(start)s AND t < %(end)s
@@ -159,9 +160,6 @@ def insert_scores(conn: psycopg.Connection, copy_payload: bytes) -> list[tuple[A
         copy.write(copy_payload)
     return conn.execute(MERGE_SCORES).fetchall()
 
-
-def machine_exists(conn: psycopg.Connection, machine_id: UUID) -> bool:
-    return conn.execute(MACHINE_EXISTS, (machine_id,)).fetchone() is not None
 
 
 def page(conn: psycopg.Connection, machine_id: UUID, start: datetime, end: datetime,

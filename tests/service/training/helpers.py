@@ -5,7 +5,6 @@ the BLDC motor M1 healthy train-split recordings in DATA_DIR, stored through
 from __future__ import annotations
 
 import csv
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -17,9 +16,9 @@ import soundfile as sf
 
 from ingest.features import embed
 from ingest.store import insert_windows
-from service import security
 from service.queries.baselines import insert_baseline
 from tests.conftest import DATA_DIR
+from tests.service.scoring.factories import make_machine as make_machine  # shared factory
 
 # Each file is embedded from 4 start offsets (0, 0.25, 0.5, 0.75 s): ~10 s clips give
 # ~40 distinct 1 s windows per offset set, more than the 50 the detectors need for one
@@ -45,24 +44,6 @@ def real_windows(prefix: str = "bldc/bldc_motor__healthy_M1", split: str = "trai
     windows = np.concatenate(blocks).astype(np.float32)
     windows.setflags(write=False)
     return windows
-
-
-def make_machine(conn: psycopg.Connection, sensors: int = 1, kind: str = "logmel-v1",
-                 dim: int = 128) -> tuple[UUID, list[UUID]]:
-    row = conn.execute("INSERT INTO machines (name, kind) VALUES (%s, 'bldc_motor') "
-                       "RETURNING id", (f"motor-{uuid.uuid4().hex[:8]}",)).fetchone()
-    assert row is not None
-    sensor_ids = []
-    for i in range(sensors):
-        token_hash = security.digest(security.new_token(security.INGEST_TOKEN_PREFIX))
-        found = conn.execute(
-            "INSERT INTO sensors (machine_id, name, embedding_kind, dim, token_hash) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (row[0], f"mic-{i}", kind, dim, token_hash)).fetchone()
-        assert found is not None
-        sensor_ids.append(found[0])
-    conn.commit()
-    return row[0], sensor_ids
 
 
 @dataclass(frozen=True)
