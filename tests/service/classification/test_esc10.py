@@ -42,6 +42,9 @@ def _upload_clips(admin: TestClient, sensor_id: str, clips: list[tuple[str, Any]
     of each (a 4.9 s clip has 4 whole 1 s windows)."""
     spans = []
     start = whole_seconds_ago(first_s)
+    # Buckets of the /classes check are CLIP_SPACING_S wide and aligned to the epoch: align
+    # the clips too, or a clip near a bucket edge straddles two buckets (time-of-day flake).
+    start -= timedelta(seconds=int(start.timestamp()) % CLIP_SPACING_S)
     for i, (label, path) in enumerate(clips):
         at = start + timedelta(seconds=i * CLIP_SPACING_S)
         extra = {"label": label} if labelled else {}
