@@ -28,10 +28,11 @@ from ingest.features import EMBEDDINGS, is_builtin
 from ingest.store import InsertResult, insert_windows
 from service.deps import ConnDep, PoolDep, ReaderDep, SettingsDep, get_principal
 from service.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
-from service.queries import baselines, ingest_errors, labels
+from service.queries import baselines, conditions, ingest_errors, labels
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import IngestTarget
 from service.schemas.common import Limit, Offset
+from service.schemas.conditions import ConditionName
 from service.schemas.ingest import (
     AudioIngestResult,
     IngestErrorList,
@@ -45,6 +46,7 @@ router = APIRouter(prefix="/sensors", tags=["ingest"])
 AUDIO_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/ogg",
                "application/ogg", "application/octet-stream")
 BASELINE_SOURCE = "audio-upload"
+CONDITION_SOURCE = "audio-upload"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -177,6 +179,7 @@ class AudioUpload:
     start: datetime
     label: str | None
     baseline: bool
+    condition: str | None = None
 
 
 def _store_audio(pool: ConnectionPool, settings: Settings, target: IngestTarget, body: bytes,
@@ -198,6 +201,9 @@ def _store_audio(pool: ConnectionPool, settings: Settings, target: IngestTarget,
                                       BASELINE_SOURCE)
         if upload.label is not None:
             labels.insert_label(conn, target.machine_id, start, end, upload.label)
+        if upload.condition is not None:
+            conditions.insert_condition(conn, target.machine_id, start, end, upload.condition,
+                                        {}, CONDITION_SOURCE)
 
     result = _commit_windows(pool, target, batch.times_us, batch.values, annotate)
     return AudioIngestResult(accepted=result.accepted, duplicates=result.duplicates,
@@ -211,11 +217,14 @@ async def post_audio(
     start: Annotated[AwareDatetime, Query(description="RFC 3339 time of the first sample")],
     label: Annotated[Label | None, Query(description="class of the whole clip")] = None,
     baseline: Annotated[bool, Query(description="the clip is normal operation")] = False,
+    condition: Annotated[ConditionName | None, Query(
+        description="operating condition of the whole clip (e.g. 'high-speed')")] = None,
 ) -> AudioIngestResult:
     """A WAV, FLAC or Ogg Vorbis clip; window k is stored at start + k * hop.
 
-    `baseline=true` marks the clip's range as normal operation, `label` as that class, in
-    the same transaction. Idempotent: a retry stores nothing new, annotations included.
+    `baseline=true` marks the clip's range as normal operation, `label` as that class,
+    `condition` as that operating condition, in the same transaction. Idempotent: a retry
+    stores nothing new, annotations included.
     """
     _require_media_type(request, AUDIO_TYPES)
     target = await run_in_threadpool(_target, pool, sensor_id)
@@ -225,7 +234,7 @@ async def post_audio(
             f"compute from audio (built-in: {', '.join(EMBEDDINGS)}); send its embeddings to "
             f"/v1/sensors/{sensor_id}/embeddings instead")
     body = await read_body(request, settings.max_body_bytes)
-    upload = AudioUpload(start=start, label=label, baseline=baseline)
+    upload = AudioUpload(start=start, label=label, baseline=baseline, condition=condition)
     return await run_in_threadpool(_store_audio, pool, settings, target, body, upload)
 
 
