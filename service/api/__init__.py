@@ -11,6 +11,7 @@ from service.api import (
     classifier,
     detectors,
     event_rules,
+    fleet,
     health,
     ingest,
     labels,
@@ -30,6 +31,7 @@ v1.include_router(machines.router)
 v1.include_router(sensors.router)
 v1.include_router(ingest.router)
 v1.include_router(scores.router)
+v1.include_router(fleet.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)
