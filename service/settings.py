@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     scheduler_sync_s: float = Field(5.0, gt=0)  # re-read retrain crons this often
     scheduler_poll_s: float = Field(1.0, gt=0)  # job-queue poll when no NOTIFY arrives
     scheduler_shutdown_s: float = Field(3.0, gt=0)
+    # Followers try the leader lock this often: the periodic duties of a dead leader
+    # resume within about this long (service.scheduler.leader).
+    leader_poll_s: float = Field(1.0, gt=0, le=60)
     # "module:function" turning a retrain_cron string into an APScheduler trigger.
     retrain_trigger: str = "service.scheduler.cron:crontab_trigger"
     # Scoring worker and timelines (service.scoring). A chunk bounds the windows (and
@@ -77,6 +80,14 @@ class Settings(BaseSettings):
     # with ui_secret (default: derived from the admin key, so every API process agrees).
     ui_session_ttl_s: float = Field(43200.0, gt=0, le=30 * 86400)
     ui_secret: SecretStr | None = None
+    # Tables that grow with traffic (service.scoring.retention.prune_rows): finished webhook
+    # messages (with deliveries and attempts) and finished training jobs (kept while a model
+    # they produced exists), deleted in batches of at most `retention_batch_rows` rows per
+    # transaction and `retention_max_batches` batches per table per hourly run.
+    webhook_retention_days: float = Field(30.0, gt=0)
+    jobs_retention_days: float = Field(90.0, gt=0)
+    retention_batch_rows: int = Field(5000, ge=1, le=100_000)
+    retention_max_batches: int = Field(200, ge=1)
 
     @field_validator("admin_key")
     @classmethod
