@@ -13,6 +13,7 @@ from service.api import (
     event_rules,
     health,
     ingest,
+    label_tracks,
     labels,
     machines,
     models,
@@ -38,6 +39,7 @@ v1.include_router(baselines.router)
 v1.include_router(training.router)
 v1.include_router(models.router)
 v1.include_router(labels.router)
+v1.include_router(label_tracks.router)
 v1.include_router(classifier.router)
 v1.include_router(predictions.router)
 v1.include_router(event_rules.router)

@@ -71,6 +71,8 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("POST", "/v1/machines/{machine_id}/labels"): ADMIN,
     ("GET", "/v1/machines/{machine_id}/labels"): READ,
     ("DELETE", "/v1/machines/{machine_id}/labels/{label_id}"): ADMIN,
+    ("POST", "/v1/machines/{machine_id}/labels.txt"): ADMIN,
+    ("GET", "/v1/machines/{machine_id}/labels.txt"): READ,
     ("GET", "/v1/classifiers"): READ,
     ("PUT", "/v1/machines/{machine_id}/classifier"): ADMIN,
     ("GET", "/v1/machines/{machine_id}/classifier"): READ,
