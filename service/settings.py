@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
     rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
     ingest_errors_retention_days: float = Field(30.0, gt=0)
+    # Tables that grow with traffic (service.scoring.retention.prune_rows): finished webhook
+    # messages (with deliveries and attempts) and finished training jobs (kept while a model
+    # they produced exists), deleted in batches of at most `retention_batch_rows` rows per
+    # transaction and `retention_max_batches` batches per table per hourly run.
+    webhook_retention_days: float = Field(30.0, gt=0)
+    jobs_retention_days: float = Field(90.0, gt=0)
+    retention_batch_rows: int = Field(5000, ge=1, le=100_000)
+    retention_max_batches: int = Field(200, ge=1)
 
     @field_validator("admin_key")
     @classmethod
