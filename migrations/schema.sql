@@ -961,10 +961,24 @@ CREATE INDEX embeddings_t_idx ON public.embeddings USING btree (t DESC);
 
 
 --
+-- Name: ingest_errors_received_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ingest_errors_received_idx ON public.ingest_errors USING btree (received_at);
+
+
+--
 -- Name: ingest_errors_sensor_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX ingest_errors_sensor_idx ON public.ingest_errors USING btree (sensor_id, received_at DESC);
+
+
+--
+-- Name: jobs_finished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX jobs_finished_idx ON public.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'failed'::text]));
 
 
 --
@@ -986,6 +1000,13 @@ CREATE INDEX labels_machine_idx ON public.labels USING btree (machine_id, start_
 --
 
 CREATE INDEX machines_labels_idx ON public.machines USING gin (labels);
+
+
+--
+-- Name: models_job_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX models_job_idx ON public.models USING btree (job_id) WHERE (job_id IS NOT NULL);
 
 
 --
@@ -1052,10 +1073,24 @@ CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree
 
 
 --
+-- Name: webhook_deliveries_message_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_message_idx ON public.webhook_deliveries USING btree (message_id);
+
+
+--
 -- Name: webhook_deliveries_webhook_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX webhook_deliveries_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
+
+
+--
+-- Name: webhook_messages_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_messages_created_idx ON public.webhook_messages USING btree (created_at);
 
 
 --
@@ -1246,4 +1281,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000002'),
     ('20261125000003'),
     ('20261125000005'),
-    ('20261206000120');
+    ('20261206000120'),
+    ('20261206000160');

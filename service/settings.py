@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     audio_pin_margin_s: float = Field(60.0, ge=0, le=3600)
     audio_max_read_s: float = Field(600.0, gt=0, le=7200)  # one WAV / spectrogram of audio
     spectrogram_max_embedding_s: float = Field(7 * 86400.0, gt=0)  # coarse, from windows
+    # Tables that grow with traffic (service.scoring.retention.prune_rows): finished webhook
+    # messages (with deliveries and attempts) and finished training jobs (kept while a model
+    # they produced exists), deleted in batches of at most `retention_batch_rows` rows per
+    # transaction and `retention_max_batches` batches per table per hourly run.
+    webhook_retention_days: float = Field(30.0, gt=0)
+    jobs_retention_days: float = Field(90.0, gt=0)
+    retention_batch_rows: int = Field(5000, ge=1, le=100_000)
+    retention_max_batches: int = Field(200, ge=1)
 
     @field_validator("admin_key")
     @classmethod

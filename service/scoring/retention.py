@@ -1,6 +1,9 @@
 """Retention (scheduler job, hourly): raw embeddings and scores/predictions are dropped a
 chunk at a time after their retention periods; rollups outlive raw scores (kept forever
-unless `rollups_retention_days` is set), so long timelines stay available.
+unless `rollups_retention_days` is set), so long timelines stay available. The tables
+that grow with traffic (finished webhook messages with their deliveries and attempts,
+finished training jobs, dead letters, queue rows whose windows are gone) are pruned after
+their own retention periods, the row tables in batches (see `prune_rows`).
 
 An advisory lock keeps two scheduler processes from running it at the same time, and a
 lock timeout keeps a long-running reader of an old chunk from stalling ingest behind it
@@ -37,12 +40,39 @@ def enforce(settings: Settings, pool: ConnectionPool, now: datetime | None = Non
         removed["scores_chunks"] = q.drop_chunks(conn, "scores", scores_cutoff)
         removed["predictions_chunks"] = q.drop_chunks(conn, "predictions", scores_cutoff)
         removed["ingest_batches"] = q.delete_expired_batches(conn, embeddings_cutoff)
-        removed["ingest_errors"] = q.delete_ingest_errors(
-            conn, now - timedelta(days=settings.ingest_errors_retention_days))
         if settings.rollups_retention_days is not None:
             removed["rollups"] = q.delete_rollups(
                 conn, now - timedelta(days=settings.rollups_retention_days))
+    removed.update(prune_rows(settings, pool, now))
     if any(removed.values()):
         log.info("retention enforced", extra=removed)
     return removed
 
+
+
+def row_cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
+    """Per batched table, the time before which its finished rows are deleted."""
+    return {
+        "webhook_messages": now - timedelta(days=settings.webhook_retention_days),
+        "jobs": now - timedelta(days=settings.jobs_retention_days),
+        "ingest_errors": now - timedelta(days=settings.ingest_errors_retention_days),
+    }
+
+
+def prune_rows(settings: Settings, pool: ConnectionPool, now: datetime) -> dict[str, int]:
+    """Delete expired rows table by table, one short transaction per batch, until a batch
+    comes back short or `retention_max_batches` ran (the rest waits for the next run, so
+    one run stays bounded). Stops early when another process holds the retention lock."""
+    removed: dict[str, int] = {}
+    limit = settings.retention_batch_rows
+    for table, cutoff in row_cutoffs(settings, now).items():
+        removed[table] = 0
+        for _ in range(settings.retention_max_batches):
+            with pool.connection() as conn, conn.transaction():
+                if not try_lock(conn, q.RETENTION_LOCK_KEY):
+                    return removed
+                deleted = q.delete_batch(conn, table, cutoff, limit)
+            removed[table] += deleted
+            if deleted < limit:
+                break
+    return removed
