@@ -88,7 +88,10 @@ def _extra_commands() -> list[tuple[str, str, Callable[[argparse.Namespace], Non
 
         bridge_main()
 
-    return [("scheduler", "run the scheduler process", scheduler),
+    worker_help = ("run a worker: scoring, training and webhook delivery shared with any "
+                   "number of workers; the elected leader also runs the periodic duties")
+    return [("worker", worker_help, scheduler),
+            ("scheduler", "the same as `earshot worker` (its former name)", scheduler),
             ("bridge", "run the MQTT ingest bridge", bridge)]
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     scheduler_sync_s: float = Field(5.0, gt=0)  # re-read retrain crons this often
     scheduler_poll_s: float = Field(1.0, gt=0)  # job-queue poll when no NOTIFY arrives
     scheduler_shutdown_s: float = Field(3.0, gt=0)
+    # Followers try the leader lock this often: the periodic duties of a dead leader
+    # resume within about this long (service.scheduler.leader).
+    leader_poll_s: float = Field(1.0, gt=0, le=60)
     # "module:function" turning a retrain_cron string into an APScheduler trigger.
     retrain_trigger: str = "service.scheduler.cron:crontab_trigger"
     # Scoring worker and timelines (service.scoring). A chunk bounds the windows (and

@@ -1,5 +1,5 @@
 """`earshot run`: prepare (admin key, database, migrations, broker) and supervise the API,
-scheduler and MQTT bridge processes in the foreground. SIGINT/SIGTERM stop them all."""
+worker and MQTT bridge processes in the foreground. SIGINT/SIGTERM stop them all."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def prepare(settings: Settings) -> dict[str, str]:
 
 def _children(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     exe = [sys.executable, "-m", "service.cli"]
-    return [subprocess.Popen([*exe, name], env=env) for name in ("api", "scheduler", "bridge")]
+    return [subprocess.Popen([*exe, name], env=env) for name in ("api", "worker", "bridge")]
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
