@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from service.api import (
     alerts,
     api_keys,
+    audio,
     baselines,
     classifier,
     detectors,
@@ -21,6 +22,7 @@ from service.api import (
     scores,
     sensors,
     silences,
+    spectrogram,
     training,
     webhooks,
 )
@@ -30,6 +32,8 @@ v1.include_router(api_keys.router)
 v1.include_router(machines.router)
 v1.include_router(sensors.router)
 v1.include_router(ingest.router)
+v1.include_router(audio.router)
+v1.include_router(spectrogram.router)
 v1.include_router(scores.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
