@@ -132,6 +132,48 @@ CREATE TABLE public.api_keys (
 
 
 --
+-- Name: audio_chunks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audio_chunks (
+    sensor_id uuid NOT NULL,
+    t_start timestamp with time zone NOT NULL,
+    t_end timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    sample_rate integer NOT NULL,
+    channels smallint NOT NULL,
+    frames integer NOT NULL,
+    codec text NOT NULL,
+    data bytea NOT NULL,
+    CONSTRAINT audio_chunks_channels_check CHECK (((channels >= 1) AND (channels <= 8))),
+    CONSTRAINT audio_chunks_check CHECK ((t_start < t_end)),
+    CONSTRAINT audio_chunks_codec_check CHECK ((codec = ANY (ARRAY['flac'::text, 'vorbis'::text, 'opus'::text]))),
+    CONSTRAINT audio_chunks_frames_check CHECK ((frames > 0)),
+    CONSTRAINT audio_chunks_sample_rate_check CHECK (((sample_rate >= 1000) AND (sample_rate <= 384000)))
+);
+ALTER TABLE ONLY public.audio_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+
+--
+-- Name: audio_pinned; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audio_pinned (
+    sensor_id uuid NOT NULL,
+    t_start timestamp with time zone NOT NULL,
+    t_end timestamp with time zone NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    sample_rate integer NOT NULL,
+    channels smallint NOT NULL,
+    frames integer NOT NULL,
+    codec text NOT NULL,
+    data bytea NOT NULL,
+    pinned_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE ONLY public.audio_pinned ALTER COLUMN data SET STORAGE EXTERNAL;
+
+
+--
 -- Name: baselines; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -455,6 +497,10 @@ CREATE TABLE public.sensors (
     last_seen_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    audio_policy text DEFAULT 'keep'::text NOT NULL,
+    audio_codec text DEFAULT 'flac'::text NOT NULL,
+    CONSTRAINT sensors_audio_codec_check CHECK ((audio_codec = ANY (ARRAY['flac'::text, 'vorbis'::text, 'opus'::text]))),
+    CONSTRAINT sensors_audio_policy_check CHECK ((audio_policy = ANY (ARRAY['keep'::text, 'off'::text]))),
     CONSTRAINT sensors_dim_check CHECK (((dim >= 1) AND (dim <= 4096))),
     CONSTRAINT sensors_embedding_kind_check CHECK (((length(embedding_kind) >= 1) AND (length(embedding_kind) <= 100))),
     CONSTRAINT sensors_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
@@ -639,6 +685,14 @@ ALTER TABLE ONLY public.api_keys
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: audio_pinned audio_pinned_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audio_pinned
+    ADD CONSTRAINT audio_pinned_pkey PRIMARY KEY (sensor_id, t_start);
 
 
 --
@@ -894,6 +948,20 @@ CREATE INDEX alerts_verdict_idx ON public.alerts USING btree (machine_id, verdic
 
 
 --
+-- Name: audio_chunks_received_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audio_chunks_received_at_idx ON public.audio_chunks USING btree (received_at DESC);
+
+
+--
+-- Name: audio_chunks_sensor_t_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audio_chunks_sensor_t_idx ON public.audio_chunks USING btree (sensor_id, t_start);
+
+
+--
 -- Name: baselines_machine_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1055,6 +1123,13 @@ CREATE INDEX webhook_messages_created_idx ON public.webhook_messages USING btree
 
 
 --
+-- Name: audio_chunks ts_insert_blocker; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.audio_chunks FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+
+
+--
 -- Name: embeddings ts_insert_blocker; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1105,6 +1180,14 @@ ALTER TABLE ONLY public.alerts
 
 ALTER TABLE ONLY public.alerts
     ADD CONSTRAINT alerts_silence_id_fkey FOREIGN KEY (silence_id) REFERENCES public.silences(id) ON DELETE SET NULL;
+
+
+--
+-- Name: audio_pinned audio_pinned_sensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audio_pinned
+    ADD CONSTRAINT audio_pinned_sensor_id_fkey FOREIGN KEY (sensor_id) REFERENCES public.sensors(id) ON DELETE CASCADE;
 
 
 --
@@ -1227,5 +1310,6 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000002'),
     ('20261125000003'),
     ('20261125000005'),
+    ('20261206000120'),
     ('20261206000130'),
     ('20261206000160');

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from service.api import (
     alerts,
     api_keys,
+    audio,
     baselines,
     classifier,
     detectors,
@@ -14,6 +15,7 @@ from service.api import (
     fleet,
     health,
     ingest,
+    label_tracks,
     labels,
     machines,
     models,
@@ -21,6 +23,7 @@ from service.api import (
     scores,
     sensors,
     silences,
+    spectrogram,
     training,
     webhooks,
 )
@@ -30,6 +33,8 @@ v1.include_router(api_keys.router)
 v1.include_router(machines.router)
 v1.include_router(sensors.router)
 v1.include_router(ingest.router)
+v1.include_router(audio.router)
+v1.include_router(spectrogram.router)
 v1.include_router(scores.router)
 v1.include_router(fleet.router)
 v1.include_router(alerts.router)
@@ -40,6 +45,7 @@ v1.include_router(baselines.router)
 v1.include_router(training.router)
 v1.include_router(models.router)
 v1.include_router(labels.router)
+v1.include_router(label_tracks.router)
 v1.include_router(classifier.router)
 v1.include_router(predictions.router)
 v1.include_router(event_rules.router)

@@ -7,13 +7,17 @@ call it."""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -47,6 +51,8 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("POST", "/v1/sensors/{sensor_id}/token"): ADMIN,
     ("POST", "/v1/sensors/{sensor_id}/embeddings"): SENSOR_WRITE,
     ("POST", "/v1/sensors/{sensor_id}/audio"): SENSOR_WRITE,
+    ("GET", "/v1/sensors/{sensor_id}/audio"): READ,
+    ("GET", "/v1/machines/{machine_id}/spectrogram"): READ,
     ("GET", "/v1/sensors/{sensor_id}/ingest-errors"): READ,
     ("GET", "/v1/machines/{machine_id}/scores"): READ,
     ("GET", "/v1/machines/{machine_id}/timeline"): READ,
@@ -80,6 +86,8 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("POST", "/v1/machines/{machine_id}/labels"): ADMIN,
     ("GET", "/v1/machines/{machine_id}/labels"): READ,
     ("DELETE", "/v1/machines/{machine_id}/labels/{label_id}"): ADMIN,
+    ("POST", "/v1/machines/{machine_id}/labels.txt"): ADMIN,
+    ("GET", "/v1/machines/{machine_id}/labels.txt"): READ,
     ("GET", "/v1/classifiers"): READ,
     ("PUT", "/v1/machines/{machine_id}/classifier"): ADMIN,
     ("GET", "/v1/machines/{machine_id}/classifier"): READ,
@@ -242,10 +250,32 @@ def test_reads_by_authorized_callers_succeed(world: World, settings: Settings) -
     for method, path in sorted(app_routes(create_app(settings))):
         if method == "GET" and RIGHTS[(method, path)] == READ and "{alert_id}" not in path \
                 and "{job_id}" not in path and "{version}" not in path \
-                and not path.endswith(("/detector", "/classifier")):
+                and not path.endswith(("/detector", "/classifier", "/audio", "/spectrogram")):
             response = world.client.get(concrete(world, method, path), headers=headers)
             assert response.status_code == 200, f"{path}: {response.text}"
         if method == "GET" and RIGHTS[(method, path)] == UI_READ and "{alert_id}" not in path:
             response = world.client.get(concrete(world, method, path),
                                         headers=world.sessions["read"])
             assert response.status_code == 200, f"{path}: {response.text}"
+
+
+def test_audio_reads_need_a_read_or_admin_key(world: World) -> None:
+    """Held audio and its spectrogram: any API key reads them; a sensor token (its own or
+    another sensor's) does not, and the routes' ranges are real so readers get a 200."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((32000, 1), np.float32), 16000, format="WAV")
+    sensor, machine = world.ids["sensor_id"], world.ids["machine_id"]
+    stored = world.client.post(f"/v1/sensors/{sensor}/audio", content=buffer.getvalue(),
+                               params={"start": start.isoformat()},
+                               headers={"Authorization": f"Bearer {world.tokens['own_sensor']}",
+                                        "Content-Type": "audio/wav"})
+    assert stored.status_code == 200, stored.text
+    span = {"start": start.isoformat(), "end": (start + timedelta(seconds=2)).isoformat()}
+    for path in (f"/v1/sensors/{sensor}/audio", f"/v1/machines/{machine}/spectrogram"):
+        for caller, status in (("read", 200), ("admin_key", 200), ("own_sensor", 403),
+                               ("other_sensor", 403), ("none", 401)):
+            token = world.tokens[caller]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            answer = world.client.get(path, params=span, headers=headers)
+            assert answer.status_code == status, (path, caller, answer.text)
