@@ -22,7 +22,7 @@ from service import pgcluster
 from service.migrate import migrate
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY
-from tests.live import ROOT, free_port, service_env, stop_process, wait_until
+from tests.live import ROOT, START_TIMEOUT_S, free_port, service_env, stop_process, wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PROBLEM = "application/problem+json"
@@ -48,7 +48,8 @@ class ApiProcess:
                  "--host", "127.0.0.1", "--port", str(self.port),
                  "--log-level", self.uvicorn_log_level],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait_until(self._alive, 30, f"the API on {self.url}")
+        # A loaded box (several suites at once) can take tens of seconds to import the app.
+        wait_until(self._alive, START_TIMEOUT_S, f"the API on {self.url}")
 
     def _alive(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
