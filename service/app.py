@@ -28,23 +28,30 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
     settings = settings or get_settings()
     owned_pool = pool is None
     the_pool = pool or make_pool(settings, autocommit=True)
+    read_pool = (make_pool(settings, autocommit=True, url=settings.database_read_url)
+                 if settings.database_read_url else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned_pool:
             # wait=False: the API starts even while the database is down; /readyz says why.
             the_pool.open(wait=False)
+        if read_pool is not None:
+            read_pool.open(wait=False)
         threading.Thread(target=_warm_ml_imports, name="warm-imports", daemon=True).start()
         try:
             yield
         finally:
             if owned_pool:
                 the_pool.close()
+            if read_pool is not None:
+                read_pool.close()
 
     app = FastAPI(title="Earshot", version="0.1.0", lifespan=lifespan,
                   description="Acoustic condition monitoring: embeddings, per-machine "
                               "detectors, anomaly timelines, classes, events and alerts.")
     app.state.pool = the_pool
+    app.state.read_pool = read_pool or the_pool
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     # Innermost user middleware: its 413 is raised in the route's own task, where the
