@@ -526,6 +526,20 @@ CREATE TABLE public.silences (
 
 
 --
+-- Name: ui_sessions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ui_sessions (
+    id_hash bytea NOT NULL,
+    key_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT ui_sessions_check CHECK ((expires_at > created_at))
+);
+
+
+--
 -- Name: webhook_attempts; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -858,6 +872,14 @@ ALTER TABLE ONLY public.silences
 
 
 --
+-- Name: ui_sessions ui_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ui_sessions
+    ADD CONSTRAINT ui_sessions_pkey PRIMARY KEY (id_hash);
+
+
+--
 -- Name: webhook_attempts webhook_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1056,6 +1078,13 @@ CREATE INDEX sensors_machine_idx ON public.sensors USING btree (machine_id);
 --
 
 CREATE INDEX silences_machine_idx ON public.silences USING btree (machine_id, end_at);
+
+
+--
+-- Name: ui_sessions_expires_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ui_sessions_expires_idx ON public.ui_sessions USING btree (expires_at);
 
 
 --
@@ -1282,4 +1311,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000003'),
     ('20261125000005'),
     ('20261206000120'),
+    ('20261206000130'),
     ('20261206000160');

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
     rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
     ingest_errors_retention_days: float = Field(30.0, gt=0)
+    # Dashboard (service.ui): signed-in sessions last this long; the CSRF tokens are signed
+    # with ui_secret (default: derived from the admin key, so every API process agrees).
+    ui_session_ttl_s: float = Field(43200.0, gt=0, le=30 * 86400)
+    ui_secret: SecretStr | None = None
     # The audio store (docs/audio.md). Live audio is kept this long after it *arrived*;
     # audio overlapping a baseline, a label or an alert (its span +- the margin) is pinned
     # for as long as that exists.

@@ -12,8 +12,10 @@ from service.api import (
     classifier,
     detectors,
     event_rules,
+    fleet,
     health,
     ingest,
+    label_tracks,
     labels,
     machines,
     models,
@@ -34,6 +36,7 @@ v1.include_router(ingest.router)
 v1.include_router(audio.router)
 v1.include_router(spectrogram.router)
 v1.include_router(scores.router)
+v1.include_router(fleet.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)
@@ -42,6 +45,7 @@ v1.include_router(baselines.router)
 v1.include_router(training.router)
 v1.include_router(models.router)
 v1.include_router(labels.router)
+v1.include_router(label_tracks.router)
 v1.include_router(classifier.router)
 v1.include_router(predictions.router)
 v1.include_router(event_rules.router)
