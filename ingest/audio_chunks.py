@@ -3,8 +3,8 @@
 Chunks are at most `CHUNK_SECONDS` long and keep the sample rate and channels the sensor
 sent (so any later embedding, at any rate, can be computed from them), except Opus, which
 only encodes 8/12/16/24/48 kHz: other rates are resampled to 48 kHz for it (the stored
-row says so). FLAC keeps 16-bit PCM sources at 16 bits and everything else (float, 24-bit, decoded lossy
-audio) at 24 bits.
+row says so). FLAC keeps 16-bit PCM sources at 16 bits and everything else (float,
+24-bit, decoded lossy audio) at 24 bits.
 """
 
 from __future__ import annotations
