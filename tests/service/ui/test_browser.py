@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 from service.settings import Settings
 from tests.badinput.test_names import NAMES
 from tests.conftest import ADMIN_KEY, DATA_DIR
-from tests.live import LiveApi, wait_until
+from tests.live import LiveApi
 from tests.service.scheduler.test_processes import Scheduler
 from tests.service.ui import browser as chrome
 
@@ -164,7 +164,7 @@ def test_dashboard_end_to_end(stack: Stack, browser: Browser) -> None:
     chrome.screenshot(page, "machine")
 
     page.goto(stack.url + "/alerts?state=firing")
-    page.locator(f"tr[data-state=firing] a[href^='/alerts/']").first.click()
+    page.locator("tr[data-state=firing] a[href^='/alerts/']").first.click()
     page.wait_for_selector("#timeline[data-drawn]")
     look_and_listen(page)
     chrome.screenshot(page, "alert")
