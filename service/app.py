@@ -15,7 +15,9 @@ from service.api import health, v1
 from service.bodylimit import BodyLimit
 from service.db import make_pool
 from service.ratelimit import RateLimiter
+from service.schemas.problem import PROBLEM_RESPONSES
 from service.settings import Settings, get_settings
+from service.ui import mount as ui
 
 
 def _warm_ml_imports() -> None:
@@ -47,7 +49,9 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
             if read_pool is not None:
                 read_pool.close()
 
-    app = FastAPI(title="Earshot", version="0.1.0", lifespan=lifespan,
+    # /docs is served from vendored files by service.ui.mount; ReDoc would need a CDN.
+    app = FastAPI(title="Earshot", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, responses=PROBLEM_RESPONSES,
                   description="Acoustic condition monitoring: embeddings, per-machine "
                               "detectors, anomaly timelines, classes, events and alerts.")
     app.state.pool = the_pool
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
     problems.install(app)
     app.include_router(health.router)
     app.include_router(v1)
+    ui.mount(app, settings)
     return app
 
 

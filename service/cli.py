@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="MQTT bridges sharing the stream (default 1; ids "
                           "EARSHOT_MQTT_CLIENT_ID-1..N when more than one)")
     run.set_defaults(func=cmd_run)
+    sub.add_parser("sensor", help="play recordings into Earshot as a sensor would "
+                                  "(earshot sensor --help)", add_help=False)
+    sub.add_parser("labels", help="Audacity label tracks in and out (earshot labels "
+                                  "--help)", add_help=False)
     for name, help_text, target in _extra_commands():
         sub.add_parser(name, help=help_text, add_help=False).set_defaults(func=target)
     return parser
@@ -116,6 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         from ingest.client_cli import main as sensor_main
 
         sensor_main(argv[1:])
+        return
+    if argv[:1] == ["labels"]:
+        from ingest.labels_cli import main as labels_main
+
+        labels_main(argv[1:])
         return
     args = _parser().parse_args(argv)
     args.func(args)

@@ -87,6 +87,17 @@ class Settings(BaseSettings):
     health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
     rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
     ingest_errors_retention_days: float = Field(30.0, gt=0)
+    # Dashboard (service.ui): signed-in sessions last this long; the CSRF tokens are signed
+    # with ui_secret (default: derived from the admin key, so every API process agrees).
+    ui_session_ttl_s: float = Field(43200.0, gt=0, le=30 * 86400)
+    ui_secret: SecretStr | None = None
+    # The audio store (docs/audio.md). Live audio is kept this long after it *arrived*;
+    # audio overlapping a baseline, a label or an alert (its span +- the margin) is pinned
+    # for as long as that exists.
+    audio_retention_hours: float = Field(72.0, gt=0)
+    audio_pin_margin_s: float = Field(60.0, ge=0, le=3600)
+    audio_max_read_s: float = Field(600.0, gt=0, le=7200)  # one WAV / spectrogram of audio
+    spectrogram_max_embedding_s: float = Field(7 * 86400.0, gt=0)  # coarse, from windows
     # Tables that grow with traffic (service.scoring.retention.prune_rows): finished webhook
     # messages (with deliveries and attempts) and finished training jobs (kept while a model
     # they produced exists), deleted in batches of at most `retention_batch_rows` rows per

@@ -69,7 +69,8 @@ def get_timeline(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, response: Re
 
 @router.get("/{machine_id}/health", response_model=Health)
 def get_health(machine_id: UUID, conn: ConnDep, settings: SettingsDep, _: ReaderDep) -> Health:
-    """ok, anomalous, no_data or untrained, with the newest score and the active model."""
+    """ok, watch, alarm (an anomaly alert fires), no_data or untrained, with the newest
+    score, the active model and the open alerts."""
     _require_machine(conn, machine_id)
     found = health.machine_health(conn, machine_id, datetime.now(UTC),
                                   settings.health_no_data_s)

@@ -45,7 +45,7 @@ BATCHED_DELETES = {
 DELETE_OLD_ROLLUPS = "DELETE FROM score_rollups WHERE bucket < %s"
 # Queue rows whose windows are gone can never be scored.
 DELETE_EXPIRED_BATCHES = "DELETE FROM ingest_batches WHERE t_max < %s"
-HYPERTABLES = ("embeddings", "scores", "predictions")
+HYPERTABLES = ("embeddings", "scores", "predictions", "audio_chunks")
 # drop_chunks needs an exclusive lock on each chunk: a long reader would otherwise stall
 # it (and every writer queued behind it). Giving up means trying again at the next run.
 LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"

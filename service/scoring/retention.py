@@ -1,9 +1,10 @@
-"""Retention (scheduler job, hourly): raw embeddings and scores/predictions are dropped a
-chunk at a time after their retention periods; rollups outlive raw scores (kept forever
-unless `rollups_retention_days` is set), so long timelines stay available. The tables
-that grow with traffic (finished webhook messages with their deliveries and attempts,
-finished training jobs, dead letters, queue rows whose windows are gone) are pruned after
-their own retention periods, the row tables in batches (see `prune_rows`).
+"""Retention (scheduler job, hourly): raw embeddings, scores/predictions and live audio are
+dropped a chunk at a time after their retention periods (pinned audio keeps a copy);
+rollups outlive raw scores (kept forever unless `rollups_retention_days` is set), so long
+timelines stay available. The tables that grow with traffic (finished webhook messages
+with their deliveries and attempts, finished training jobs, dead letters, queue rows whose
+windows are gone) are pruned after their own retention periods, the row tables in batches
+(see `prune_rows`).
 
 An advisory lock keeps two scheduler processes from running it at the same time, and a
 lock timeout keeps a long-running reader of an old chunk from stalling ingest behind it
@@ -15,8 +16,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
+from service.queries import audio
 from service.queries import retention as q
 from service.queries.rollups import try_lock
 from service.settings import Settings
@@ -43,11 +46,20 @@ def enforce(settings: Settings, pool: ConnectionPool, now: datetime | None = Non
         if settings.rollups_retention_days is not None:
             removed["rollups"] = q.delete_rollups(
                 conn, now - timedelta(days=settings.rollups_retention_days))
+        removed.update(_audio(settings, conn, now))
     removed.update(prune_rows(settings, pool, now))
     if any(removed.values()):
         log.info("retention enforced", extra=removed)
     return removed
 
+def _audio(settings: Settings, conn: psycopg.Connection, now: datetime) -> dict[str, int]:
+    """Live audio is dropped by arrival time; what pins it is copied aside first, in the
+    same transaction, so pinned audio never has a moment without a copy."""
+    cutoff = now - timedelta(hours=settings.audio_retention_hours)
+    margin = settings.audio_pin_margin_s
+    return {"audio_pinned": audio.pin_expiring(conn, cutoff, margin),
+            "audio_chunks": q.drop_chunks(conn, "audio_chunks", cutoff),
+            "audio_released": audio.release_unpinned(conn, margin)}
 
 
 def row_cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
