@@ -1,5 +1,6 @@
-"""Sensor data in: `/v1/sensors/{id}/embeddings` (one request = one batch), `/audio` (the
-server computes a built-in embedding), and `/ingest-errors` (the sensor's dead letters).
+"""Sensor data in: `/v1/sensors/{id}/audio` (the server computes a built-in embedding),
+`/ingest-errors` (the sensor's dead letters), and the helpers the embeddings route
+(`service.api.embeddings`, the hot path) shares with them.
 
 The write routes are `async` only to read the body, counting bytes as they arrive; parsing,
 decoding and database work run in worker threads. No pooled connection is held while a
@@ -36,7 +37,6 @@ from service.schemas.ingest import (
     AudioIngestResult,
     IngestErrorList,
     IngestErrorOut,
-    IngestResult,
 )
 from service.security import Principal
 from service.settings import Settings
@@ -151,25 +151,6 @@ def _commit_windows(pool: ConnectionPool, target: IngestTarget, times_us: np.nda
         if annotate is not None and result.accepted > 0:
             annotate(conn)
     return result
-
-
-def _store_batch(pool: ConnectionPool, settings: Settings, target: IngestTarget, body: bytes,
-                 content_type: str) -> InsertResult:
-    batch = codec.parse_batch(body, content_type, dim=target.dim, limits=_limits(settings),
-                              now_us=_now_us())
-    return _commit_windows(pool, target, batch.times_us, batch.values)
-
-
-@router.post("/{sensor_id}/embeddings", response_model=IngestResult, openapi_extra=_BATCH_BODY)
-async def post_embeddings(sensor_id: UUID, request: Request, _: WriterDep,
-                          pool: PoolDep, settings: SettingsDep) -> IngestResult:
-    """One batch of windows, stored whole or not at all; idempotent on (sensor, t)."""
-    _require_media_type(request, codec.SUPPORTED_CONTENT_TYPES)
-    target = await run_in_threadpool(_target, pool, sensor_id)
-    body = await read_body(request, settings.max_body_bytes)
-    result = await run_in_threadpool(_store_batch, pool, settings, target, body,
-                                     request.headers["content-type"])
-    return IngestResult(accepted=result.accepted, duplicates=result.duplicates)
 
 
 @dataclass(frozen=True)
