@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint typecheck pytest db-start db-stop schema bench clean
+.PHONY: setup run test test-scale lint typecheck pytest db-start db-stop schema bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,7 +26,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not scale"
 
 # Starts the embedded database when needed and stops it again afterwards if it was not
 # running before, so a test run leaves the machine as it found it.
@@ -34,6 +34,14 @@ test: setup
 	@was_running=$$($(BIN)/earshot db status | grep -c '^running'); \
 	$(BIN)/earshot db start >/dev/null && \
 	$(MAKE) --no-print-directory lint typecheck pytest; rc=$$?; \
+	[ "$$was_running" = 1 ] || $(BIN)/earshot db stop >/dev/null; exit $$rc
+
+# The scaled topology with real processes (several workers, Dask, bridges, a replica):
+# minutes, so kept out of `make test`; CI runs both.
+test-scale: setup
+	@was_running=$$($(BIN)/earshot db status | grep -c '^running'); \
+	$(BIN)/earshot db start >/dev/null && \
+	$(BIN)/pytest -q -p no:cacheprovider -m scale; rc=$$?; \
 	[ "$$was_running" = 1 ] || $(BIN)/earshot db stop >/dev/null; exit $$rc
 
 # Regenerate migrations/schema.sql from a freshly migrated database (the drift test's reference).

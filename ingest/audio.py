@@ -44,6 +44,7 @@ class DecodedAudio:
     sample_rate: int
     channels: int
     duration_s: float
+    subtype: str | None = None  # libsndfile's name of the source encoding, e.g. PCM_16
 
 
 def _open(data: bytes) -> sf.SoundFile:
@@ -131,12 +132,13 @@ def decode_audio(
         _check_not_truncated(f)
         _check_header(f, max_seconds=max_seconds, max_channels=max_channels, max_rate=max_rate)
         samples = _read_samples(f)
-        rate, channels = f.samplerate, f.channels
+        rate, channels, subtype = f.samplerate, f.channels, f.subtype
     return DecodedAudio(
         samples=samples,
         sample_rate=rate,
         channels=channels,
         duration_s=samples.shape[0] / rate,
+        subtype=subtype,
     )
 
 

@@ -132,6 +132,48 @@ CREATE TABLE public.api_keys (
 
 
 --
+-- Name: audio_chunks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audio_chunks (
+    sensor_id uuid NOT NULL,
+    t_start timestamp with time zone NOT NULL,
+    t_end timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    sample_rate integer NOT NULL,
+    channels smallint NOT NULL,
+    frames integer NOT NULL,
+    codec text NOT NULL,
+    data bytea NOT NULL,
+    CONSTRAINT audio_chunks_channels_check CHECK (((channels >= 1) AND (channels <= 8))),
+    CONSTRAINT audio_chunks_check CHECK ((t_start < t_end)),
+    CONSTRAINT audio_chunks_codec_check CHECK ((codec = ANY (ARRAY['flac'::text, 'vorbis'::text, 'opus'::text]))),
+    CONSTRAINT audio_chunks_frames_check CHECK ((frames > 0)),
+    CONSTRAINT audio_chunks_sample_rate_check CHECK (((sample_rate >= 1000) AND (sample_rate <= 384000)))
+);
+ALTER TABLE ONLY public.audio_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+
+--
+-- Name: audio_pinned; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audio_pinned (
+    sensor_id uuid NOT NULL,
+    t_start timestamp with time zone NOT NULL,
+    t_end timestamp with time zone NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    sample_rate integer NOT NULL,
+    channels smallint NOT NULL,
+    frames integer NOT NULL,
+    codec text NOT NULL,
+    data bytea NOT NULL,
+    pinned_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE ONLY public.audio_pinned ALTER COLUMN data SET STORAGE EXTERNAL;
+
+
+--
 -- Name: baselines; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -391,6 +433,31 @@ CREATE TABLE public.predictions (
 
 
 --
+-- Name: reembed_jobs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reembed_jobs (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    sensor_id uuid NOT NULL,
+    kind text NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    state text DEFAULT 'queued'::text NOT NULL,
+    done_until timestamp with time zone,
+    windows integer DEFAULT 0 NOT NULL,
+    error text,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    heartbeat_at timestamp with time zone,
+    CONSTRAINT reembed_jobs_check CHECK ((start_at < end_at)),
+    CONSTRAINT reembed_jobs_kind_check CHECK (((length(kind) >= 1) AND (length(kind) <= 100))),
+    CONSTRAINT reembed_jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text])))
+);
+
+
+--
 -- Name: rollup_dirty; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -455,6 +522,10 @@ CREATE TABLE public.sensors (
     last_seen_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    audio_policy text DEFAULT 'keep'::text NOT NULL,
+    audio_codec text DEFAULT 'flac'::text NOT NULL,
+    CONSTRAINT sensors_audio_codec_check CHECK ((audio_codec = ANY (ARRAY['flac'::text, 'vorbis'::text, 'opus'::text]))),
+    CONSTRAINT sensors_audio_policy_check CHECK ((audio_policy = ANY (ARRAY['keep'::text, 'off'::text]))),
     CONSTRAINT sensors_dim_check CHECK (((dim >= 1) AND (dim <= 4096))),
     CONSTRAINT sensors_embedding_kind_check CHECK (((length(embedding_kind) >= 1) AND (length(embedding_kind) <= 100))),
     CONSTRAINT sensors_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
@@ -476,6 +547,20 @@ CREATE TABLE public.silences (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT silences_check CHECK ((start_at < end_at)),
     CONSTRAINT silences_reason_check CHECK (((length(reason) >= 1) AND (length(reason) <= 2000)))
+);
+
+
+--
+-- Name: ui_sessions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ui_sessions (
+    id_hash bytea NOT NULL,
+    key_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT ui_sessions_check CHECK ((expires_at > created_at))
 );
 
 
@@ -628,6 +713,14 @@ ALTER TABLE ONLY public.api_keys
 
 
 --
+-- Name: audio_pinned audio_pinned_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audio_pinned
+    ADD CONSTRAINT audio_pinned_pkey PRIMARY KEY (sensor_id, t_start);
+
+
+--
 -- Name: baselines baselines_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -740,6 +833,14 @@ ALTER TABLE ONLY public.predictions
 
 
 --
+-- Name: reembed_jobs reembed_jobs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reembed_jobs
+    ADD CONSTRAINT reembed_jobs_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: rollup_dirty rollup_dirty_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -801,6 +902,14 @@ ALTER TABLE ONLY public.sensors
 
 ALTER TABLE ONLY public.silences
     ADD CONSTRAINT silences_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: ui_sessions ui_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ui_sessions
+    ADD CONSTRAINT ui_sessions_pkey PRIMARY KEY (id_hash);
 
 
 --
@@ -872,6 +981,20 @@ CREATE INDEX alerts_verdict_idx ON public.alerts USING btree (machine_id, verdic
 
 
 --
+-- Name: audio_chunks_received_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audio_chunks_received_at_idx ON public.audio_chunks USING btree (received_at DESC);
+
+
+--
+-- Name: audio_chunks_sensor_t_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audio_chunks_sensor_t_idx ON public.audio_chunks USING btree (sensor_id, t_start);
+
+
+--
 -- Name: baselines_machine_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -893,10 +1016,24 @@ CREATE INDEX embeddings_t_idx ON public.embeddings USING btree (t DESC);
 
 
 --
+-- Name: ingest_errors_received_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ingest_errors_received_idx ON public.ingest_errors USING btree (received_at);
+
+
+--
 -- Name: ingest_errors_sensor_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX ingest_errors_sensor_idx ON public.ingest_errors USING btree (sensor_id, received_at DESC);
+
+
+--
+-- Name: jobs_finished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX jobs_finished_idx ON public.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['succeeded'::text, 'failed'::text]));
 
 
 --
@@ -921,6 +1058,13 @@ CREATE INDEX machines_labels_idx ON public.machines USING gin (labels);
 
 
 --
+-- Name: models_job_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX models_job_idx ON public.models USING btree (job_id) WHERE (job_id IS NOT NULL);
+
+
+--
 -- Name: models_one_active_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -939,6 +1083,20 @@ CREATE INDEX predictions_machine_t_idx ON public.predictions USING btree (machin
 --
 
 CREATE INDEX predictions_t_idx ON public.predictions USING btree (t DESC);
+
+
+--
+-- Name: reembed_jobs_one_open_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX reembed_jobs_one_open_idx ON public.reembed_jobs USING btree (sensor_id) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
+
+
+--
+-- Name: reembed_jobs_queue_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reembed_jobs_queue_idx ON public.reembed_jobs USING btree (created_at) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
 
 
 --
@@ -970,6 +1128,13 @@ CREATE INDEX silences_machine_idx ON public.silences USING btree (machine_id, en
 
 
 --
+-- Name: ui_sessions_expires_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ui_sessions_expires_idx ON public.ui_sessions USING btree (expires_at);
+
+
+--
 -- Name: webhook_attempts_delivery_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -984,10 +1149,31 @@ CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree
 
 
 --
+-- Name: webhook_deliveries_message_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_message_idx ON public.webhook_deliveries USING btree (message_id);
+
+
+--
 -- Name: webhook_deliveries_webhook_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX webhook_deliveries_webhook_idx ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
+
+
+--
+-- Name: webhook_messages_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_messages_created_idx ON public.webhook_messages USING btree (created_at);
+
+
+--
+-- Name: audio_chunks ts_insert_blocker; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.audio_chunks FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
 
 
 --
@@ -1041,6 +1227,14 @@ ALTER TABLE ONLY public.alerts
 
 ALTER TABLE ONLY public.alerts
     ADD CONSTRAINT alerts_silence_id_fkey FOREIGN KEY (silence_id) REFERENCES public.silences(id) ON DELETE SET NULL;
+
+
+--
+-- Name: audio_pinned audio_pinned_sensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audio_pinned
+    ADD CONSTRAINT audio_pinned_sensor_id_fkey FOREIGN KEY (sensor_id) REFERENCES public.sensors(id) ON DELETE CASCADE;
 
 
 --
@@ -1108,6 +1302,14 @@ ALTER TABLE ONLY public.models
 
 
 --
+-- Name: reembed_jobs reembed_jobs_sensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reembed_jobs
+    ADD CONSTRAINT reembed_jobs_sensor_id_fkey FOREIGN KEY (sensor_id) REFERENCES public.sensors(id) ON DELETE CASCADE;
+
+
+--
 -- Name: sensors sensors_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1162,4 +1364,8 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000001'),
     ('20261125000002'),
     ('20261125000003'),
-    ('20261125000005');
+    ('20261125000005'),
+    ('20261206000120'),
+    ('20261206000121'),
+    ('20261206000130'),
+    ('20261206000160');

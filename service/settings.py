@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     data_dir: Path = PROJECT_ROOT / ".data"
     database_url: str | None = None
+    # A streaming replica for the heavy reads (scores, timeline, predictions, classes,
+    # events): stale by the replica's lag, which /readyz reports. Unset: the primary.
+    database_read_url: str | None = None
     db_port: int = Field(54329, ge=1, le=65535)
     db_name: str = "earshot"
     db_pool_min: int = Field(2, ge=1)
@@ -44,7 +47,12 @@ class Settings(BaseSettings):
     # on a revocation made through another API process. 0 looks every token up.
     auth_cache_s: float = Field(5.0, ge=0, le=300)
     # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
+    # One stable id per bridge (earshot-bridge-1, -2, ...): a restarted bridge resumes its
+    # session and gets the messages it had not acknowledged.
     mqtt_client_id: str = Field(default="earshot-bridge", min_length=1, max_length=64)
+    # Bridges share the stream through `$share/<group>/<topic>`; empty: a plain
+    # subscription (every bridge would get every message).
+    mqtt_share_group: str = Field(default="earshot", pattern=r"^[^/+#\s]*$", max_length=64)
     # Webhook delivery (service.alerting.delivery). The lease must outlast one request, so
     # the worker uses max(lease, timeout + 1): an in-flight send is never claimed twice.
     webhook_timeout_s: float = Field(15.0, gt=0, le=120)
@@ -63,9 +71,15 @@ class Settings(BaseSettings):
     # failed after train_max_attempts claims, so a job that kills its process cannot loop).
     train_stale_s: float = Field(60.0, gt=0)
     train_max_attempts: int = Field(3, ge=1)
+    # tcp://host:8786: fits run on this Dask distributed cluster (service.training.compute);
+    # unset: in the worker process.
+    dask_scheduler: str | None = Field(None, pattern=r"^(tcp|tls)://[^\s/]+:\d+$")
     scheduler_sync_s: float = Field(5.0, gt=0)  # re-read retrain crons this often
     scheduler_poll_s: float = Field(1.0, gt=0)  # job-queue poll when no NOTIFY arrives
     scheduler_shutdown_s: float = Field(3.0, gt=0)
+    # Followers try the leader lock this often: the periodic duties of a dead leader
+    # resume within about this long (service.scheduler.leader).
+    leader_poll_s: float = Field(1.0, gt=0, le=60)
     # "module:function" turning a retrain_cron string into an APScheduler trigger.
     retrain_trigger: str = "service.scheduler.cron:crontab_trigger"
     # Scoring worker and timelines (service.scoring). A chunk bounds the windows (and
@@ -76,6 +90,25 @@ class Settings(BaseSettings):
     health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
     rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
     ingest_errors_retention_days: float = Field(30.0, gt=0)
+    # Dashboard (service.ui): signed-in sessions last this long; the CSRF tokens are signed
+    # with ui_secret (default: derived from the admin key, so every API process agrees).
+    ui_session_ttl_s: float = Field(43200.0, gt=0, le=30 * 86400)
+    ui_secret: SecretStr | None = None
+    # The audio store (docs/audio.md). Live audio is kept this long after it *arrived*;
+    # audio overlapping a baseline, a label or an alert (its span +- the margin) is pinned
+    # for as long as that exists.
+    audio_retention_hours: float = Field(72.0, gt=0)
+    audio_pin_margin_s: float = Field(60.0, ge=0, le=3600)
+    audio_max_read_s: float = Field(600.0, gt=0, le=7200)  # one WAV / spectrogram of audio
+    spectrogram_max_embedding_s: float = Field(7 * 86400.0, gt=0)  # coarse, from windows
+    # Tables that grow with traffic (service.scoring.retention.prune_rows): finished webhook
+    # messages (with deliveries and attempts) and finished training jobs (kept while a model
+    # they produced exists), deleted in batches of at most `retention_batch_rows` rows per
+    # transaction and `retention_max_batches` batches per table per hourly run.
+    webhook_retention_days: float = Field(30.0, gt=0)
+    jobs_retention_days: float = Field(90.0, gt=0)
+    retention_batch_rows: int = Field(5000, ge=1, le=100_000)
+    retention_max_batches: int = Field(200, ge=1)
 
     @field_validator("admin_key")
     @classmethod

@@ -7,19 +7,24 @@ from fastapi import APIRouter
 from service.api import (
     alerts,
     api_keys,
+    audio,
     baselines,
     classifier,
     detectors,
     event_rules,
+    fleet,
     health,
     ingest,
+    label_tracks,
     labels,
     machines,
     models,
     predictions,
+    reembed,
     scores,
     sensors,
     silences,
+    spectrogram,
     training,
     webhooks,
 )
@@ -29,7 +34,11 @@ v1.include_router(api_keys.router)
 v1.include_router(machines.router)
 v1.include_router(sensors.router)
 v1.include_router(ingest.router)
+v1.include_router(audio.router)
+v1.include_router(spectrogram.router)
+v1.include_router(reembed.router)
 v1.include_router(scores.router)
+v1.include_router(fleet.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)
@@ -38,6 +47,7 @@ v1.include_router(baselines.router)
 v1.include_router(training.router)
 v1.include_router(models.router)
 v1.include_router(labels.router)
+v1.include_router(label_tracks.router)
 v1.include_router(classifier.router)
 v1.include_router(predictions.router)
 v1.include_router(event_rules.router)

@@ -1,6 +1,6 @@
-"""Sensor data in: `/v1/sensors/{id}/audio` (the server computes a built-in embedding),
-`/ingest-errors` (the sensor's dead letters), and the helpers the embeddings route
-(`service.api.embeddings`, the hot path) shares with them.
+"""Sensor data in: `/ingest-errors` (the sensor's dead letters) and the helpers the write
+routes share: `/embeddings` (service.api.embeddings, the hot path) and audio
+(service.api.audio).
 
 The write routes are `async` only to read the body, counting bytes as they arrive; parsing,
 decoding and database work run in worker threads. No pooled connection is held while a
@@ -10,31 +10,25 @@ slow client uploads. The answer is sent only after the windows are committed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 import numpy as np
 import psycopg
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from psycopg_pool import ConnectionPool
-from pydantic import AwareDatetime, StringConstraints
-from starlette.concurrency import run_in_threadpool
 
 from ingest import codec
-from ingest.audio import audio_to_embeddings
 from ingest.errors import PayloadTooLargeError, UnsupportedMediaTypeError
-from ingest.features import EMBEDDINGS, is_builtin
 from ingest.store import InsertResult, insert_windows
 from service.deps import ConnDep, PoolDep, ReaderDep, SettingsDep, get_principal
-from service.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
-from service.queries import baselines, ingest_errors, labels
+from service.errors import BadRequestError, ForbiddenError, NotFoundError
+from service.queries import ingest_errors
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import IngestTarget
 from service.schemas.common import Limit, Offset
 from service.schemas.ingest import (
-    AudioIngestResult,
     IngestErrorList,
     IngestErrorOut,
 )
@@ -42,12 +36,8 @@ from service.security import Principal
 from service.settings import Settings
 
 router = APIRouter(prefix="/sensors", tags=["ingest"])
-AUDIO_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/ogg",
-               "application/ogg", "application/octet-stream")
-BASELINE_SOURCE = "audio-upload"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 _BATCH_BODY = {"requestBody": {"required": True, "content": {
     codec.JSON_TYPE: {"schema": {"type": "object", "required": ["windows"], "properties": {
         "windows": {"type": "array", "items": {"type": "object", "required": ["t", "v"],
@@ -55,8 +45,6 @@ _BATCH_BODY = {"requestBody": {"required": True, "content": {
                                    "v": {"type": "array", "items": {"type": "number"}}}}}}}},
     codec.NDJSON_TYPE: {"schema": {"type": "string"}},
     codec.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}}}}
-_AUDIO_BODY = {"requestBody": {"required": True, "content": {
-    media: {"schema": {"type": "string", "format": "binary"}} for media in AUDIO_TYPES}}}
 
 
 def ingest_principal(request: Request, pool: PoolDep, settings: SettingsDep,
@@ -151,63 +139,6 @@ def _commit_windows(pool: ConnectionPool, target: IngestTarget, times_us: np.nda
         if annotate is not None and result.accepted > 0:
             annotate(conn)
     return result
-
-
-@dataclass(frozen=True)
-class AudioUpload:
-    start: datetime
-    label: str | None
-    baseline: bool
-
-
-def _store_audio(pool: ConnectionPool, settings: Settings, target: IngestTarget, body: bytes,
-                 upload: AudioUpload) -> AudioIngestResult:
-    values, _ = audio_to_embeddings(body, target.kind, settings.max_audio_seconds)
-    spec = EMBEDDINGS[target.kind]
-    start_us = (upload.start - _EPOCH) // _ONE_US
-    times = start_us + round(spec.hop_s * 1e6) * np.arange(len(values), dtype=np.int64)
-    # Through the batch codec: audio windows obey exactly the count and time rules of
-    # windows sent as embeddings.
-    batch = codec.parse_batch(codec.encode_binary(times, values), codec.BINARY_TYPE,
-                              dim=target.dim, limits=_limits(settings), now_us=_now_us())
-    start = _EPOCH + int(times[0]) * _ONE_US
-    end = _EPOCH + int(times[-1]) * _ONE_US + timedelta(seconds=spec.window_s)
-
-    def annotate(conn: psycopg.Connection) -> None:
-        if upload.baseline:
-            baselines.insert_baseline(conn, target.machine_id, start, end, None,
-                                      BASELINE_SOURCE)
-        if upload.label is not None:
-            labels.insert_label(conn, target.machine_id, start, end, upload.label)
-
-    result = _commit_windows(pool, target, batch.times_us, batch.values, annotate)
-    return AudioIngestResult(accepted=result.accepted, duplicates=result.duplicates,
-                             start=start, end=end, windows=len(batch))
-
-
-@router.post("/{sensor_id}/audio", response_model=AudioIngestResult, openapi_extra=_AUDIO_BODY)
-async def post_audio(
-    sensor_id: UUID, request: Request, _: WriterDep, pool: PoolDep,
-    settings: SettingsDep,
-    start: Annotated[AwareDatetime, Query(description="RFC 3339 time of the first sample")],
-    label: Annotated[Label | None, Query(description="class of the whole clip")] = None,
-    baseline: Annotated[bool, Query(description="the clip is normal operation")] = False,
-) -> AudioIngestResult:
-    """A WAV, FLAC or Ogg Vorbis clip; window k is stored at start + k * hop.
-
-    `baseline=true` marks the clip's range as normal operation, `label` as that class, in
-    the same transaction. Idempotent: a retry stores nothing new, annotations included.
-    """
-    _require_media_type(request, AUDIO_TYPES)
-    target = await run_in_threadpool(_target, pool, sensor_id)
-    if not is_builtin(target.kind):
-        raise ConflictError(
-            f"sensor {sensor_id} has embedding kind {target.kind!r}, which the server cannot "
-            f"compute from audio (built-in: {', '.join(EMBEDDINGS)}); send its embeddings to "
-            f"/v1/sensors/{sensor_id}/embeddings instead")
-    body = await read_body(request, settings.max_body_bytes)
-    upload = AudioUpload(start=start, label=label, baseline=baseline)
-    return await run_in_threadpool(_store_audio, pool, settings, target, body, upload)
 
 
 @router.get("/{sensor_id}/ingest-errors", response_model=IngestErrorList)

@@ -14,6 +14,7 @@ from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import machines
 from service.queries import sensors as sensor_queries
+from service.queries.sensors import AudioPolicy
 from service.schemas.common import Limit, Offset
 from service.schemas.sensors import (
     SensorCreate,
@@ -48,7 +49,9 @@ def create_sensor(machine_id: UUID, body: SensorCreate, conn: ConnDep,
         _machine_exists(conn, machine_id)
         row = sensor_queries.insert(conn, machine_id, body.name, body.embedding.kind,
                                     body.embedding.dim, body.resolved_window_s(),
-                                    body.sample_rate, security.digest(token))
+                                    body.sample_rate, security.digest(token),
+                                    AudioPolicy(keep=body.audio.policy != "off",
+                                                codec=body.audio.codec or "flac"))
     if row is None:
         raise ConflictError(f"machine {machine_id} already has a sensor named {body.name!r}")
     return SensorCreated(**SensorOut.from_row(row).model_dump(), ingest_token=token)

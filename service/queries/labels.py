@@ -99,3 +99,21 @@ def machine_labels(conn: psycopg.Connection, machine_id: UUID,
     """Every label range of the machine ending after `since` (None: all), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(SELECT_MACHINE_LABELS, (machine_id, since, since)).fetchall()
+
+
+# The same centre rule as HAS_WINDOWS, for one sensor.
+SENSOR_HAS_WINDOWS = """
+SELECT EXISTS (
+    SELECT 1 FROM sensors s JOIN embeddings e ON e.sensor_id = s.id
+    WHERE s.id = %(sensor_id)s
+      AND e.t >= %(start)s - make_interval(secs => s.window_s / 2)
+      AND e.t < %(end)s - make_interval(secs => s.window_s / 2))
+"""
+
+
+def sensor_has_windows(conn: psycopg.Connection, sensor_id: UUID, start: datetime,
+                       end: datetime) -> bool:
+    """Whether a stored window of the sensor has its centre in [start, end)."""
+    row = conn.execute(SENSOR_HAS_WINDOWS, {"sensor_id": sensor_id, "start": start,
+                                            "end": end}).fetchone()
+    return bool(row and row[0])

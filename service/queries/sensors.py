@@ -12,10 +12,11 @@ from psycopg.rows import dict_row
 
 SELECT_SENSOR_BY_TOKEN = "SELECT id FROM sensors WHERE token_hash = %s"
 SENSOR_COLUMNS = ("id, machine_id, name, embedding_kind, dim, window_s, sample_rate, "
-                  "last_seen_at, created_at, updated_at")
+                  "audio_policy, audio_codec, last_seen_at, created_at, updated_at")
 INSERT_SENSOR = f"""
-INSERT INTO sensors (machine_id, name, embedding_kind, dim, window_s, sample_rate, token_hash)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO sensors (machine_id, name, embedding_kind, dim, window_s, sample_rate, token_hash,
+                     audio_policy, audio_codec)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (machine_id, name) DO NOTHING
 RETURNING {SENSOR_COLUMNS}
 """
@@ -29,6 +30,8 @@ UPDATE sensors SET
     name = CASE WHEN %(set_name)s THEN %(name)s ELSE name END,
     window_s = CASE WHEN %(set_window_s)s THEN %(window_s)s::float8 ELSE window_s END,
     sample_rate = CASE WHEN %(set_sample_rate)s THEN %(sample_rate)s::int ELSE sample_rate END,
+    audio_policy = CASE WHEN %(set_audio_policy)s THEN %(audio_policy)s ELSE audio_policy END,
+    audio_codec = CASE WHEN %(set_audio_codec)s THEN %(audio_codec)s ELSE audio_codec END,
     updated_at = now()
 WHERE id = %(id)s
 RETURNING {SENSOR_COLUMNS}
@@ -42,10 +45,13 @@ SELECT_INGEST_TARGET = "SELECT id, machine_id, embedding_kind, dim FROM sensors 
 # the sensor waits for the batch to commit (and then deletes its windows too).
 LOCK_INGEST_TARGET = f"{SELECT_INGEST_TARGET} FOR KEY SHARE"
 LOCK_SENSOR = "SELECT id FROM sensors WHERE id = %s FOR UPDATE"
+SELECT_AUDIO_POLICY = "SELECT audio_policy, audio_codec FROM sensors WHERE id = %s"
 COUNT_SENSOR_DATA = """
 SELECT (SELECT count(*) FROM embeddings WHERE sensor_id = ANY(%(ids)s)) AS windows,
        (SELECT count(*) FROM scores WHERE sensor_id = ANY(%(ids)s)) AS scores,
-       (SELECT count(*) FROM predictions WHERE sensor_id = ANY(%(ids)s)) AS predictions
+       (SELECT count(*) FROM predictions WHERE sensor_id = ANY(%(ids)s)) AS predictions,
+       (SELECT count(*) FROM audio_chunks WHERE sensor_id = ANY(%(ids)s))
+     + (SELECT count(*) FROM audio_pinned WHERE sensor_id = ANY(%(ids)s)) AS audio_chunks
 """
 DELETE_SENSOR_DATA = (
     "DELETE FROM embeddings WHERE sensor_id = ANY(%s)",
@@ -57,9 +63,19 @@ DELETE_SENSOR_DATA = (
     "DELETE FROM predictions WHERE sensor_id = ANY(%s)",
     "DELETE FROM ingest_batches WHERE sensor_id = ANY(%s)",
     "DELETE FROM ingest_errors WHERE sensor_id = ANY(%s)",
+    "DELETE FROM audio_chunks WHERE sensor_id = ANY(%s)",
+    "DELETE FROM audio_pinned WHERE sensor_id = ANY(%s)",
 )
 DELETE_SENSOR = "DELETE FROM sensors WHERE id = %s"
-UPDATABLE = ("name", "window_s", "sample_rate")
+UPDATABLE = ("name", "window_s", "sample_rate", "audio_policy", "audio_codec")
+
+
+@dataclass(frozen=True)
+class AudioPolicy:
+    """Whether the sensor's audio is kept, and how it is encoded."""
+
+    keep: bool
+    codec: str
 
 
 @dataclass(frozen=True)
@@ -78,9 +94,11 @@ def sensor_for_token(conn: psycopg.Connection, token_hash: bytes) -> UUID | None
 
 
 def insert(conn: psycopg.Connection, machine_id: UUID, name: str, kind: str, dim: int,
-           window_s: float, sample_rate: int | None, token_hash: bytes) -> dict[str, Any] | None:
+           window_s: float, sample_rate: int | None, token_hash: bytes,
+           audio: AudioPolicy) -> dict[str, Any] | None:
     """The new sensor, or None when the machine already has a sensor of that name."""
-    params = (machine_id, name, kind, dim, window_s, sample_rate, token_hash)
+    params = (machine_id, name, kind, dim, window_s, sample_rate, token_hash,
+              "keep" if audio.keep else "off", audio.codec)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(INSERT_SENSOR, params).fetchone()
 
@@ -124,6 +142,11 @@ def ingest_target(conn: psycopg.Connection, sensor_id: UUID, *,
     row = conn.execute(LOCK_INGEST_TARGET if lock else SELECT_INGEST_TARGET,
                        (sensor_id,)).fetchone()
     return IngestTarget(row[0], row[1], row[2], int(row[3])) if row else None
+
+
+def audio_policy(conn: psycopg.Connection, sensor_id: UUID) -> AudioPolicy | None:
+    row = conn.execute(SELECT_AUDIO_POLICY, (sensor_id,)).fetchone()
+    return AudioPolicy(keep=row[0] == "keep", codec=row[1]) if row else None
 
 
 def lock_for_delete(conn: psycopg.Connection, sensor_id: UUID) -> bool:

@@ -1,9 +1,10 @@
 """Per-machine retrain crons as APScheduler jobs, re-synced from `model_configs`.
 
 A firing does not train: it inserts the slot's job row (`ON CONFLICT DO NOTHING` on
-(machine, target, slot)) and the job runners take it from the queue. Every scheduler
-process fires for every slot, but only one insert per slot succeeds, so N schedulers (or a
-restarted one) never start two runs for one slot.
+(machine, target, slot)) and the job runners of every worker take it from the queue. Only
+the leader worker keeps these crons; should two processes ever fire for one slot (a
+leader change, a partition), only one insert per slot succeeds, so a slot never starts
+two runs. A new leader catches up on a slot fired less than `SLOT_LOOKBACK` ago.
 """
 
 from __future__ import annotations
@@ -121,6 +122,29 @@ class CronSync:
                                misfire_grace_time=MISFIRE_GRACE_S)
         self._crons[job_id] = cron
         log.info("retrain cron %s: %r", job_id, cron)
+
+    def clear(self) -> None:
+        """Forget every retrain cron (this process stopped leading)."""
+        with self._lock:
+            for job_id in self._crons:
+                if self.scheduler.get_job(job_id) is not None:
+                    self.scheduler.remove_job(job_id)
+            self._crons.clear()
+
+    def catch_up(self) -> list[UUID]:
+        """Queue the current slot of every cron whose slot lies within the lookback (a new
+        leader calls this: the previous one may have died just before firing). A slot
+        already queued is not queued again (unique per slot); the new job ids."""
+        queued: list[UUID] = []
+        for job in self.scheduler.get_jobs():
+            if not job.id.startswith(JOB_PREFIX):
+                continue
+            pool, machine_id, target, trigger = job.args
+            if current_slot(trigger, datetime.now(UTC)) is not None:
+                job_id = fire(pool, machine_id, target, trigger)
+                if job_id is not None:
+                    queued.append(job_id)
+        return queued
 
     @property
     def crons(self) -> dict[str, str]:

@@ -1,14 +1,16 @@
-"""`earshot scheduler`: one process running
+"""`earshot worker` (alias `earshot scheduler`): one process running
 
-- APScheduler with each machine's retrain cron (re-synced from `model_configs` every
-  `scheduler_sync_s` and at once on NOTIFY `earshot_jobs` 'config:…'),
 - `train_concurrency` job-runner threads (woken by NOTIFY 'job:…', polling as fallback),
-- the background loops and periodic jobs listed in `service.scheduler.registry`.
+- the background loops listed in `service.scheduler.registry` (scoring, webhook delivery),
+- while it is the leader (`service.scheduler.leader`): APScheduler with each machine's
+  retrain cron (re-synced from `model_configs` every `scheduler_sync_s` and at once on
+  NOTIFY `earshot_jobs` 'config:…') and the periodic jobs of the registry.
 
-Any number of these processes may run against one database: slots are deduplicated by a
-unique key, jobs are claimed with SKIP LOCKED. SIGTERM/SIGINT stop it within
-`scheduler_shutdown_s` plus a few seconds; a fit still running then is put back in the
-queue for the next scheduler.
+Any number of these processes may run against one database: jobs, ingest batches and
+webhook deliveries are claimed with SKIP LOCKED, and exactly one process at a time (the
+holder of the leader lock) runs the periodic duties; another takes over within seconds
+when it dies. SIGTERM/SIGINT stop it within `scheduler_shutdown_s` plus a few seconds; a
+fit still running then is put back in the queue for another worker.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from service.db import make_pool
 from service.queries.model_configs import JOBS_CHANNEL
 from service.scheduler import registry
 from service.scheduler.cron import CronSync, TriggerFactory, load_trigger_factory
+from service.scheduler.leader import Leadership
 from service.settings import Settings, get_settings
 from service.training.runner import Runner
 
@@ -61,18 +64,13 @@ class SchedulerProcess:
         self.runners = [Runner(settings, self.pool, self.stop, self.wake)
                         for _ in range(settings.train_concurrency)]
         self.threads: list[threading.Thread] = []
+        self.leadership = Leadership(settings, self.stop, self._elected, self._deposed)
 
     def start(self) -> None:
         if self.owned_pool:
             self.pool.open(wait=False)
-        for name, fn, interval in self.periodic:
-            self.scheduler.add_job(fn, "interval", seconds=interval, id=f"periodic:{name}",
-                                   args=(self.settings, self.pool), coalesce=True,
-                                   max_instances=1, next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self.cron.sync, "interval", seconds=self.settings.scheduler_sync_s,
-                               id="cron-sync", coalesce=True, max_instances=1,
-                               next_run_time=datetime.now(UTC))
         self.scheduler.start()
+        self._thread("leader", self.leadership.run)
         self._thread("listener", self._listen)
         for i, runner in enumerate(self.runners):
             self._thread(f"job-runner-{i}", runner.run)
@@ -80,6 +78,27 @@ class SchedulerProcess:
             self._thread(name, fn, self.settings, self.pool, self.stop)
         log.info("scheduler started: %d job runner(s), loops %s, periodic %s",
                  len(self.runners), list(self.loops), [p[0] for p in self.periodic])
+
+    def _elected(self) -> None:
+        """Leader now: run the periodic duties, starting at once."""
+        for name, fn, interval in self.periodic:
+            self.scheduler.add_job(fn, "interval", seconds=interval, id=f"periodic:{name}",
+                                   args=(self.settings, self.pool), coalesce=True,
+                                   max_instances=1, next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self._sync_and_catch_up, id="cron-catch-up",
+                               next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self.cron.sync, "interval", seconds=self.settings.scheduler_sync_s,
+                               id="cron-sync", coalesce=True, max_instances=1)
+
+    def _sync_and_catch_up(self) -> None:
+        self.cron.sync()
+        self.cron.catch_up()  # a slot the previous leader died before firing
+
+    def _deposed(self) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("periodic:") or job.id.startswith("cron-"):
+                job.remove()
+        self.cron.clear()
 
     def _thread(self, name: str, target: Callable[..., Any], *args: Any) -> None:
         thread = threading.Thread(target=self._guard, args=(name, target, *args), name=name,
@@ -114,7 +133,8 @@ class SchedulerProcess:
         while not self.stop.is_set():
             for notify in conn.notifies(timeout=self.settings.scheduler_poll_s):
                 if notify.payload.startswith("config:"):
-                    self.cron.sync()
+                    if self.leadership.leading.is_set():
+                        self.cron.sync()
                 else:
                     self.wake.set()
 
@@ -142,12 +162,12 @@ def main() -> None:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        sys.exit(f"earshot scheduler: bad configuration: {exc}")
+        sys.exit(f"earshot worker: bad configuration: {exc}")
     logs.configure(settings.log_level)
     try:
         process = SchedulerProcess(settings)
     except registry.RegistryError as exc:
-        sys.exit(f"earshot scheduler: cannot start: {exc}")
+        sys.exit(f"earshot worker: cannot start: {exc}")
 
     def _stop(signum: int, _: FrameType | None) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)

@@ -58,6 +58,14 @@ class LabelList(Page):
     items: list[LabelOut]
 
 
+class LabelTrackImported(BaseModel):
+    machine_id: UUID
+    sensor_id: UUID
+    start: datetime = Field(description="the time the track's 0 s stands for")
+    created: int
+    items: list[LabelOut]
+
+
 def _cron(value: str | None) -> str | None:
     if value is None:
         return None

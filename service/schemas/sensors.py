@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -39,12 +39,36 @@ class EmbeddingIn(BaseModel):
         return self
 
 
+AudioPolicyName = Literal["keep", "off"]
+AudioCodec = Literal["flac", "vorbis", "opus"]
+
+
+class AudioIn(BaseModel):
+    """What happens to the audio this sensor sends (docs/audio.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: AudioPolicyName | None = Field(
+        None, description="keep: store every second received (live retention, plus pins); "
+                          "off: store none")
+    codec: AudioCodec | None = Field(
+        None, description="flac (lossless), vorbis or opus (lossy, about 5-10x smaller)")
+
+    def changes(self) -> dict[str, Any]:
+        return {f"audio_{k}": v for k, v in self.model_dump(exclude_none=True).items()}
+
+
+class AudioOut(BaseModel):
+    policy: AudioPolicyName
+    codec: AudioCodec
+
+
 class SensorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     embedding: EmbeddingIn
     window_s: WindowS | None = None
     sample_rate: SampleRate | None = None
+    audio: AudioIn = Field(default_factory=AudioIn)
 
     @model_validator(mode="after")
     def _window_fits_kind(self) -> SensorCreate:
@@ -72,16 +96,20 @@ class SensorPatch(BaseModel):
     name: Name | None = None
     window_s: WindowS | None = None
     sample_rate: SampleRate | None = None
+    audio: AudioIn | None = None
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> SensorPatch:
-        for field in ("name", "window_s"):
+        for field in ("name", "window_s", "audio"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be null (omit it to keep the current value)")
         return self
 
     def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set)
+        changes = self.model_dump(include=self.model_fields_set - {"audio"})
+        if self.audio is not None:
+            changes.update(self.audio.changes())
+        return changes
 
 
 class EmbeddingOut(BaseModel):
@@ -97,6 +125,7 @@ class SensorOut(BaseModel):
     embedding: EmbeddingOut
     window_s: float
     sample_rate: int | None
+    audio: AudioOut
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -105,8 +134,9 @@ class SensorOut(BaseModel):
     def from_row(cls, row: dict[str, Any]) -> SensorOut:
         kind = row["embedding_kind"]
         embedding = EmbeddingOut(kind=kind, dim=row["dim"], builtin=is_builtin(kind))
+        audio = AudioOut(policy=row["audio_policy"], codec=row["audio_codec"])
         fields = {k: v for k, v in row.items() if k in cls.model_fields}
-        return cls(**fields, embedding=embedding)
+        return cls(**fields, embedding=embedding, audio=audio)
 
 
 class SensorCreated(SensorOut):

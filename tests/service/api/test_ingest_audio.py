@@ -83,9 +83,12 @@ def test_server_embeddings_equal_local_ones(admin: TestClient, conn: psycopg.Con
         assert response.status_code == 200, (name, response.text)
         n = len(expected)
         end = start + timedelta(seconds=n)
-        assert response.json() == {"accepted": n, "duplicates": 0, "windows": n,
-                                   "start": start.isoformat().replace("+00:00", "Z"),
-                                   "end": end.isoformat().replace("+00:00", "Z")}, name
+        answer = response.json()
+        kept = answer.pop("audio")
+        assert answer == {"accepted": n, "duplicates": 0, "windows": n,
+                          "start": start.isoformat().replace("+00:00", "Z"),
+                          "end": end.isoformat().replace("+00:00", "Z")}, name
+        assert (kept["policy"], kept["codec"], kept["chunks"]) == ("keep", "flac", 1), name
         times, values = read_windows(conn, UUID(sensor["id"]), start, end, 128)
         assert times == [start + timedelta(seconds=k) for k in range(n)], name
         np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-5, err_msg=name)
@@ -156,14 +159,14 @@ def test_over_long_audio_is_refused(settings: Settings, conn: psycopg.Connection
     assert count(conn, "embeddings") == 5
 
 
-def test_audio_needs_a_builtin_sensor_and_its_token(admin: TestClient, machine_id: str,
-                                                    sensor: dict,
-                                                    conn: psycopg.Connection) -> None:
+def test_custom_kind_audio_is_kept_without_windows_and_needs_a_token(
+        admin: TestClient, machine_id: str, sensor: dict, conn: psycopg.Connection) -> None:
     custom = admin.post(f"/v1/machines/{machine_id}/sensors",
                         json={"name": "vec", "embedding": {"kind": "vendor-x", "dim": 128}})
-    refused = upload(admin, custom.json()["id"], CLIPS[2][1], hour_ago(), "audio/ogg")
-    assert refused.status_code == 409
-    assert "cannot compute from audio" in refused.json()["detail"]
+    kept = upload(admin, custom.json()["id"], CLIPS[2][1], hour_ago(), "audio/ogg")
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["windows"], kept.json()["audio"]["chunks"]) == (0, 1)
+    assert (count(conn, "embeddings"), count(conn, "audio_chunks")) == (0, 1)
     body = CLIPS[2][1]
     reader = admin.post("/v1/api-keys", json={"name": "r", "role": "read"}).json()["key"]
     for token, status in ((custom.json()["ingest_token"], 403), (reader, 403),

@@ -170,7 +170,8 @@ def test_delete_sensor_with_data_needs_confirmation(admin: TestClient,
     assert admin.delete(f"/v1/sensors/{empty['id']}").status_code == 204
     refused = admin.delete(f"/v1/sensors/{sensor['id']}")
     assert refused.status_code == 409
-    assert refused.json()["data"] == {"windows": 5, "scores": 0, "predictions": 0}
+    assert refused.json()["data"] == {"windows": 5, "scores": 0, "predictions": 0,
+                                      "audio_chunks": 0}
     assert "5 windows" in refused.json()["detail"]
     done = admin.delete(f"/v1/sensors/{sensor['id']}", params={"confirm": "delete-data"})
     assert done.status_code == 204

@@ -1,6 +1,7 @@
-"""Real `earshot scheduler` processes against the test database: two of them started
-together train once per cron slot; one stopped or killed mid-training is recovered by the
-next without a duplicate version."""
+"""Real `earshot worker` processes against the test database: of two, only the elected
+leader fires cron slots and the other takes over within seconds of its SIGKILL, one job
+per slot; one stopped or killed mid-training is recovered by the next without a duplicate
+version."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from service.queries import leader as leader_queries
 from service.settings import Settings
 from tests.live import ROOT, service_env, stop_process, wait_until
 from tests.service.training.helpers import (
@@ -39,7 +41,7 @@ class Scheduler:
         environment = service_env(settings, EARSHOT_LOG_LEVEL="INFO", **env)
         environment["PYTHONPATH"] = str(ROOT)  # for the test trigger module
         with log_path.open("ab") as log:
-            self.proc = subprocess.Popen([str(EARSHOT), "scheduler"], cwd=ROOT,
+            self.proc = subprocess.Popen([str(EARSHOT), "worker"], cwd=ROOT,
                                          env=environment, stdout=log, stderr=subprocess.STDOUT)
 
     def messages(self) -> list[str]:
@@ -88,39 +90,58 @@ def trained_machine(conn: psycopg.Connection, algorithm: str,
 
 
 @pytest.mark.slow
-def test_two_schedulers_train_once_per_slot(settings: Settings, conn: psycopg.Connection,
-                                            database_url: str, tmp_path: Path) -> None:
+def test_only_the_leader_fires_slots_and_a_follower_takes_over(
+        settings: Settings, conn: psycopg.Connection, database_url: str,
+        tmp_path: Path) -> None:
     trained_machine(conn, "ecod", retrain_cron="* * * * *")
     env = {"EARSHOT_RETRAIN_TRIGGER": "tests.service.scheduler.triggers:every_second",
-           "EARSHOT_SCHEDULER_SYNC_S": "1"}
-    pair = [Scheduler(settings, tmp_path / f"scheduler-{i}.log", **env) for i in range(2)]
+           "EARSHOT_SCHEDULER_SYNC_S": "1", "EARSHOT_LEADER_POLL_S": "0.5",
+           "EARSHOT_TRAIN_HEARTBEAT_S": "0.5", "EARSHOT_TRAIN_STALE_S": "3"}
+    pair = [Scheduler(settings, tmp_path / f"worker-{i}.log", **env) for i in range(2)]
     try:
         for scheduler in pair:
             scheduler.wait_started()
-        both_up = fetch(database_url, "SELECT now()")[0][0]
+        wait_until(lambda: sum(s.logged("queued as job") for s in pair) >= 3, 60,
+                   "the leader firing slots")
+        (leader,) = [s for s in pair if s.logged("leader: elected")]
+        (follower,) = [s for s in pair if s is not leader]
+        assert follower.logged("queued as job") == 0  # only the leader fires crons
+        assert leader_name(database_url) == f"pid {leader.proc.pid}"
 
-        def contested_slots() -> int:
-            return sum(s.logged("already queued by another scheduler") for s in pair)
-
-        wait_until(lambda: contested_slots() >= 3, 60, "both schedulers firing for slots")
+        leader.kill()
+        killed_at = time.monotonic()
+        wait_until(lambda: follower.logged("leader: elected") > 0, 30, "a takeover",
+                   interval_s=0.05)
+        takeover_s = time.monotonic() - killed_at
+        assert leader_name(database_url) == f"pid {follower.proc.pid}"
+        wait_until(lambda: follower.logged("queued as job") >= 3, 30,
+                   "the new leader firing slots")
+        wait_until(lambda: fetch(database_url, "SELECT count(*) FROM jobs "
+                                               "WHERE state = 'succeeded'")[0][0] >= 2, 90,
+                   "slots trained")
     finally:
-        stop_s = [s.terminate() for s in pair]
-    assert all(s.proc.returncode == 0 for s in pair), [s.messages()[-10:] for s in pair]
-    assert max(stop_s) < 10, stop_s
+        stop_s = [s.terminate() for s in pair if s.proc.poll() is None]
+    assert follower.proc.returncode == 0 and max(stop_s) < 10, follower.messages()[-10:]
+    assert takeover_s < 3.0, takeover_s
 
-    slots = fetch(database_url, "SELECT slot, state, attempts, model_version FROM jobs "
+    slots = fetch(database_url, "SELECT slot, state, attempts FROM jobs "
                                 "WHERE trigger = 'cron' ORDER BY slot")
     assert len(slots) == len({r[0] for r in slots})  # one job per slot
-    inserted = sum(s.logged("queued as job") for s in pair)
-    assert inserted == len(slots)  # each row was inserted by exactly one process
-    assert sum(r[0] >= both_up for r in slots) >= 3
+    assert sum(s.logged("queued as job") for s in pair) == len(slots)
     succeeded = [r for r in slots if r[1] == "succeeded"]
-    assert succeeded and all(r[2] == 1 for r in succeeded)  # never run twice
     models = fetch(database_url, "SELECT version, job_id FROM models ORDER BY version")
-    assert [m[0] for m in models] == list(range(1, len(models) + 1))
-    assert len(models) == len(succeeded) == len({m[1] for m in models})
-    print(f"\n{len(slots)} slots, {contested_slots()} contested, {len(models)} models; "
-          f"SIGTERM exit in {max(stop_s):.2f} s")
+    assert succeeded and [m[0] for m in models] == list(range(1, len(models) + 1))
+    assert len(models) == len(succeeded) == len({m[1] for m in models})  # one per job
+    print(f"\n{len(slots)} slots, {len(models)} models; leader taken over "
+          f"{takeover_s:.2f} s after its SIGKILL")
+
+
+def leader_name(database_url: str) -> str:
+    """'pid N' of the process holding the leader lock."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        name = leader_queries.current_leader(conn)
+    assert name is not None
+    return name[name.index("pid "):]
 
 
 def job_state(database_url: str, job_id: UUID) -> tuple[str, int, str | None]:
