@@ -1,7 +1,8 @@
-"""The audio bridge (`earshot audio-bridge`, its own process) is SIGKILLed while it works
-through a queue of real recordings published over MQTT with QoS 1. Its persistent session
-gets every unacknowledged message again after the restart: every recording ends up held
-whole (bit for bit) with its windows, each chunk once."""
+"""Faults under the audio bridge (`earshot audio-bridge`, its own process) while it works
+through real recordings published over MQTT with QoS 1: SIGKILLed (its persistent session
+gets every unacknowledged message again after the restart), or its database stopped
+(nothing is acknowledged until stored). Every recording ends up held whole (bit for bit)
+with its windows, each chunk once."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from ingest.audio_store import read_audio
 from ingest.client import MqttSender, RetryPolicy
+from service.app import create_app
 from service.settings import Settings
 from tests.faults.audio_uploads import (
     Upload,
@@ -28,6 +30,7 @@ from tests.faults.audio_uploads import (
     duplicate_chunk_rows,
     uploads,
 )
+from tests.faults.procs import ADMIN, PrivateCluster, remove_cluster, traversable_tmpdir
 from tests.live import ROOT, Mosquitto, service_env, stop_process, wait_until
 
 MESSAGES = 15
@@ -96,17 +99,9 @@ def test_sigkilled_audio_bridge_stores_every_message_once(
         admin: TestClient, conn: psycopg.Connection, mosquitto: Mosquitto,
         bridge: AudioBridgeProcess) -> None:
     conn.autocommit = True  # every poll sees the bridge's latest commits
-    machine = admin.post("/v1/machines", json={"name": "m", "kind": "pump"}).json()
-    made = admin.post(f"/v1/machines/{machine['id']}/sensors",
-                      json={"name": "mic", "embedding": {"kind": "logmel-v1"}})
-    sensor_id = UUID(made.json()["id"])
+    sensor_id = make_sensor(admin)
     work = uploads(MESSAGES)
-    sender = MqttSender(mosquitto.url, sensor_id, retry=RetryPolicy(give_up_after_s=60))
-    try:
-        for upload in work:  # returns once the broker holds it (PUBACK)
-            sender.upload_audio(upload.body, start_us=_us(upload), content_type="audio/wav")
-    finally:
-        sender.close()
+    publish(mosquitto, sensor_id, work)
     for k in range(KILLS):
         target = (k + 1) * MESSAGES // (KILLS + 1)
         wait_until(lambda n=target: chunks(conn, sensor_id) >= n, WAIT_S, f"{target} stored")
@@ -124,6 +119,62 @@ def test_sigkilled_audio_bridge_stores_every_message_once(
     assert "dead-lettered" not in bridge.text()
     print(f"\n{KILLS} kills; redelivered messages found already held: "
           f"{bridge.text().count('already held')}")
+
+
+def make_sensor(admin: TestClient) -> UUID:
+    machine = admin.post("/v1/machines", json={"name": "m", "kind": "pump"}).json()
+    made = admin.post(f"/v1/machines/{machine['id']}/sensors",
+                      json={"name": "mic", "embedding": {"kind": "logmel-v1"}})
+    assert made.status_code == 201, made.text
+    return UUID(made.json()["id"])
+
+
+def publish(broker: Mosquitto, sensor_id: UUID, work: list[Upload]) -> None:
+    sender = MqttSender(broker.url, sensor_id, retry=RetryPolicy(give_up_after_s=60))
+    try:
+        for upload in work:  # returns once the broker holds it (PUBACK)
+            sender.upload_audio(upload.body, start_us=_us(upload), content_type="audio/wav")
+    finally:
+        sender.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    the_cluster = PrivateCluster(traversable_tmpdir("earshot-mqtt-audio-"))
+    try:
+        yield the_cluster.create()
+    finally:
+        remove_cluster(the_cluster)
+
+
+@pytest.mark.slow
+def test_database_outage_under_the_audio_bridge_acks_nothing_until_stored(
+        cluster: PrivateCluster, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with TestClient(create_app(cluster.settings), headers=ADMIN) as admin:
+        sensor_id = make_sensor(admin)
+    bridge = AudioBridgeProcess(cluster.settings, mosquitto, tmp_path / "audio-bridge.log")
+    bridge.start()
+    try:
+        bridge.wait_subscribed(1)
+        work = uploads(8, hours_ago=3.0)
+        with psycopg.connect(cluster.settings.resolved_database_url(), autocommit=True) as db:
+            publish(mosquitto, sensor_id, work[:2])
+            wait_until(lambda: chunks(db, sensor_id) == 2, WAIT_S, "the first two stored")
+        cluster.stop()
+        try:
+            publish(mosquitto, sensor_id, work[2:])  # the broker keeps them for the bridge
+            wait_until(lambda: "retrying" in bridge.text(), WAIT_S, "the bridge to retry")
+        finally:
+            cluster.start()
+        with psycopg.connect(cluster.settings.resolved_database_url(), autocommit=True) as db:
+            wait_until(lambda: chunks(db, sensor_id) >= len(work), WAIT_S, "all stored")
+            time.sleep(2.0)
+            assert all(check_whole_or_nothing(db, str(sensor_id), work))
+            assert duplicate_chunk_rows(db, str(sensor_id)) == 0
+        assert "dead-lettered" not in bridge.text()
+    finally:
+        bridge.stop()
+        print(bridge.text()[-3000:])
 
 
 def _us(upload: Upload) -> int:
