@@ -13,4 +13,5 @@ BENCHMARKS = [
     "bench.alert_latency",
     "bench.timeline",
     "bench.quality_api",
+    "bench.dashboard",
 ]
