@@ -43,6 +43,17 @@ def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection]:
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
+def get_read_conn(request: Request) -> Iterator[psycopg.Connection]:
+    """A connection for heavy reads: to the replica (EARSHOT_DATABASE_READ_URL) if one is
+    configured, else the primary. Never for a read that must see the caller's own write."""
+    pool: ConnectionPool = request.app.state.read_pool
+    with pool.connection() as conn:
+        yield conn
+
+
+ReadConnDep = Annotated[psycopg.Connection, Depends(get_read_conn)]
+
+
 def _bearer(authorization: str | None) -> str:
     if not authorization:
         raise UnauthorizedError("missing Authorization: Bearer <token> header")

@@ -53,6 +53,8 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("POST", "/v1/sensors/{sensor_id}/audio"): SENSOR_WRITE,
     ("GET", "/v1/sensors/{sensor_id}/audio"): READ,
     ("GET", "/v1/machines/{machine_id}/spectrogram"): READ,
+    ("POST", "/v1/sensors/{sensor_id}/reembed"): ADMIN,
+    ("GET", "/v1/sensors/{sensor_id}/reembed/{job_id}"): READ,
     ("GET", "/v1/sensors/{sensor_id}/ingest-errors"): READ,
     ("GET", "/v1/machines/{machine_id}/scores"): READ,
     ("GET", "/v1/machines/{machine_id}/timeline"): READ,
