@@ -104,15 +104,15 @@ def phases(st: stack.Stack, codec: str, sensor: tuple[str, str], samples: np.nda
     return {k: statistics.median(s[k] for s in out) for k in out[0]}
 
 
-def measure_reads(client: httpx.Client, conn: psycopg.Connection, sensor: str, start: datetime,
-                  ranges: tuple[float, ...]) -> list[dict[str, Any]]:
+def measure_reads(st: stack.Stack, client: httpx.Client, conn: psycopg.Connection, sensor: str,
+                  start: datetime, ranges: tuple[float, ...]) -> list[dict[str, Any]]:
     out = []
     for seconds in ranges:
         params = work.span(start, seconds)
         wav = work.get_ok(client, f"/v1/sensors/{sensor}/audio", params)
         held = float(wav.headers["Earshot-Audio-Held-Seconds"])
         api = work.timed(partial(work.get_ok, client, f"/v1/sensors/{sensor}/audio", params),
-                         5, 20, 4.0)
+                         5, 20, 4.0, st.api.cpu_seconds)
         select = work.timed(partial(work.select_bytes, conn, UUID(sensor), start, seconds),
                             5, 20, 2.0)
         inproc = work.timed(partial(read_audio, conn, UUID(sensor), start,
@@ -123,7 +123,7 @@ def measure_reads(client: httpx.Client, conn: psycopg.Connection, sensor: str, s
     return out
 
 
-def measure_spectrograms(client: httpx.Client, conn: psycopg.Connection,
+def measure_spectrograms(st: stack.Stack, client: httpx.Client, conn: psycopg.Connection,
                          sensor: tuple[str, str], start: datetime,
                          ranges: tuple[float, ...]) -> list[dict[str, Any]]:
     machine, sensor_id = sensor
@@ -131,9 +131,11 @@ def measure_spectrograms(client: httpx.Client, conn: psycopg.Connection,
     for seconds in ranges:
         params = {**work.span(start, seconds), "sensor_id": sensor_id}
         answer = work.get_ok(client, path, params, {"Accept": "application/json"}).json()
-        png = work.timed(partial(work.get_ok, client, path, params), 3, 10, 5.0)
+        png = work.timed(partial(work.get_ok, client, path, params), 3, 10, 5.0,
+                         st.api.cpu_seconds)
         as_json = work.timed(partial(work.get_ok, client, path, params,
-                                     {"Accept": "application/json"}), 3, 10, 5.0)
+                                     {"Accept": "application/json"}), 3, 10, 5.0,
+                             st.api.cpu_seconds)
         held = read_audio(conn, UUID(sensor_id), start, start + timedelta(seconds=seconds))
         alone = work.timed(partial(work.melspectrogram_alone, held.samples, held.sample_rate),
                            3, 10, 3.0)
@@ -192,9 +194,10 @@ def collect(plan: Plan, data_dir: Path = DATA_DIR) -> dict[str, Any]:
                                 plan.sizes_s, plan.repeats)
         split = {c: phases(st, c, side[c], recordings.take(plan.phase_s), origin)
                  for c in CODECS}
-        reads = {c: measure_reads(client, conn, sensors[c][1], origin, plan.ranges_s)
+        reads = {c: measure_reads(st, client, conn, sensors[c][1], origin, plan.ranges_s)
                  for c in CODECS}
-        spectra = measure_spectrograms(client, conn, sensors["flac"], origin, plan.ranges_s)
+        spectra = measure_spectrograms(st, client, conn, sensors["flac"], origin,
+                                       plan.ranges_s)
         storage = measure_storage(ref_conn, side, plan.storage_s, origin + timedelta(days=2),
                                   data_dir)
     return {"ingest": ingest, "phases": split, "phase_s": plan.phase_s, "reads": reads,

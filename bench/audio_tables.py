@@ -57,21 +57,27 @@ def phase_table(split: dict[str, dict[str, float]], seconds: float) -> Table:
                  ["codec", *[f"{n}" for n in names], "total ms", "audio s per s"], rows)
 
 
+def _cpu(timing: dict[str, Any]) -> str:
+    return fmt(float(timing["cpu_s"]) * 1000)
+
+
 def read_table(reads: dict[str, list[dict[str, Any]]]) -> Table:
     rows = []
     for codec, cells in reads.items():
         for c in cells:
             api, select = _ms(c["api"]), _ms(c["select"])
             rows.append([codec, _clip(c["range_s"]), f"{c['held_s']:g} s",
-                         f"{fmt(api)} / {fmt(_ms(c['api'], 'p95_s'))}",
+                         f"{fmt(api)} / {fmt(_ms(c['api'], 'p95_s'))}", _cpu(c["api"]),
                          f"{fmt(select)} / {fmt(_ms(c['select'], 'p95_s'))}",
-                         f"{api / select:.1f}x", fmt(_ms(c["read_audio"])),
+                         f"{api / select:.1f}x",
+                         f"{fmt(_ms(c['read_audio']))} / {_cpu(c['read_audio'])}",
                          fmt(c["stored_bytes"] / 1e6), fmt(c["wav_bytes"] / 1e6)])
     return Table("WAV range reads: GET /v1/sensors/{id}/audio against the raw SELECT of the same "
                  "chunks' bytes, same run",
-                 ["codec", "range", "held", "API p50 / p95 ms", "reference SELECT p50 / p95 ms",
-                  "API / SELECT", "read_audio in-process p50 ms (SELECT + decode)",
-                  "stored MB", "WAV MB"], rows)
+                 ["codec", "range", "held", "API p50 / p95 ms", "API CPU ms per request",
+                  "reference SELECT p50 / p95 ms", "API / SELECT",
+                  "read_audio in-process (SELECT + decode) p50 ms / CPU ms", "stored MB",
+                  "WAV MB"], rows)
 
 
 def spectrogram_table(cells: list[dict[str, Any]]) -> Table:
@@ -79,13 +85,15 @@ def spectrogram_table(cells: list[dict[str, Any]]) -> Table:
     for c in cells:
         alone = _ms(c["librosa"])
         rows.append([_clip(c["range_s"]), c["source"], str(c["columns"]),
-                     f"{fmt(_ms(c['png']))} / {fmt(_ms(c['png'], 'p95_s'))}",
-                     f"{fmt(_ms(c['json']))} / {fmt(_ms(c['json'], 'p95_s'))}", fmt(alone),
+                     f"{fmt(_ms(c['png']))} / {fmt(_ms(c['png'], 'p95_s'))}", _cpu(c["png"]),
+                     f"{fmt(_ms(c['json']))} / {fmt(_ms(c['json'], 'p95_s'))}", _cpu(c["json"]),
+                     f"{fmt(alone)} / {_cpu(c['librosa'])}",
                      f"{_ms(c['png']) / alone:.1f}x", f"{_ms(c['json']) / alone:.1f}x"])
     return Table("Spectrograms: GET /v1/machines/{id}/spectrogram (FLAC sensor) against librosa "
                  "melspectrogram alone on the same samples, same run",
-                 ["range", "source", "columns", "PNG p50 / p95 ms", "JSON p50 / p95 ms",
-                  "reference librosa p50 ms", "PNG / librosa", "JSON / librosa"], rows)
+                 ["range", "source", "columns", "PNG p50 / p95 ms", "PNG API CPU ms",
+                  "JSON p50 / p95 ms", "JSON API CPU ms", "reference librosa p50 ms / CPU ms",
+                  "PNG / librosa", "JSON / librosa"], rows)
 
 
 def _per_day(bytes_per_s: float) -> str:
@@ -134,23 +142,29 @@ TEXT = """
 different stretch for every upload) of {sizes}, {repeats} per size and codec, codecs
 interleaved; each sensor's uploads follow one another, so it holds {held:g} s without a
 gap, which the reads use. Times are wall clock at the client over HTTP on 127.0.0.1.
-**Reference (ingest), same run:** the chunks of the same samples, encoded beforehand by
-the store's own encoder, written with psycopg's binary COPY (`write_row`, one commit per
-upload) into `bench_audio_copy`, a hypertable made `LIKE audio_chunks INCLUDING ALL` — the
-database's share of the work only. The split table times one upload's server work
+**Reference (ingest), same run:** the chunk rows each upload stored (the same encoded
+bytes), written again with psycopg's binary COPY (`write_row`, one commit per upload) into
+`bench_audio_copy`, a hypertable made `LIKE audio_chunks INCLUDING ALL`: the database's
+share of the work only. The split table times one upload's server work
 in-process: decode the body, embed (logmel-v1), encode the chunks, and the store's own
 transaction (`service.audio_ingest.commit`: windows, chunks, commit).
 **Reads:** `GET /v1/sensors/{{id}}/audio` of {ranges} from the first upload, against the raw
-SELECT of the same chunks' bytes (psycopg, no decoding) and `read_audio` in-process
-(SELECT + decode, no WAV, no HTTP). **Spectrograms:** PNG and JSON of the same ranges
-against librosa's melspectrogram alone on the same samples (same FFT, hop and mel bands).
-**Storage:** up to {storage:g} s of each machine type's recordings at their native rate and
-channels, encoded as the store encodes them; raw 16-bit PCM is the reference. The on-disk
-table adds what PostgreSQL adds per row (heap tuple, TOAST pieces of ~2 kB, the index).
+SELECT of the same chunks' bytes (psycopg, binary results, no decoding) and `read_audio`
+in-process (SELECT + decode, no WAV, no HTTP). CPU per request is the API process's
+(from /proc), CPU of the in-process references this process's. **Spectrograms:** PNG
+and JSON of the same ranges against librosa's melspectrogram alone on the same samples
+(same FFT, hop and mel bands).
+`read_audio` reads the chunks as binary results and tracks gaps as spans: a first run of
+this benchmark found a 10-minute FLAC read spending more time parsing hex bytea and
+scanning a per-frame gap mask than decoding.
+**Storage:** up to {storage:g} s of each machine type's recordings at their native rate
+and channels, encoded as the store encodes them; raw 16-bit PCM is the reference. The
+on-disk table adds what PostgreSQL adds per row (heap tuple, TOAST pieces of ~2 kB, the
+index).
 
-This box is shared (the load average at the start is in the line above), so wall-clock
-figures drift between runs; the ratios to the same-run references and the API
-CPU per audio minute hold better.
+This box is shared (the load average at the start is in the line above): wall-clock
+figures drift between runs and can be several times the CPU time; the ratios to the
+same-run references and the CPU figures hold better.
 
 {verdict}
 """
@@ -160,17 +174,22 @@ def verdict(raw: dict[str, Any]) -> str:
     cells = raw["ingest"]
     largest = max(c["clip_s"] for c in cells)
     big = {c["codec"]: c for c in cells if c["clip_s"] == largest}
-    split = raw["phases"]
-    shares = {codec: max(steps, key=lambda k: steps[k]) for codec, steps in split.items()}
     lines = [f"**Ingest** of a {_clip(largest)} clip: " + ", ".join(
-        f"{codec} {fmt(c['api_rate'])} audio s per s ({fmt(c['copy_rate'])} for its COPY)"
-        for codec, c in big.items()) + ". The largest share of an upload's server time: "
-        + ", ".join(f"{codec}: {step}" for codec, step in shares.items()) + "."]
+        f"{codec} {fmt(c['api_rate'])} audio s per s (its COPY {fmt(c['copy_rate'])}; API CPU "
+        f"{fmt(c['api_cpu_per_audio_s'] * 60)} s per audio minute, so at most "
+        f"{fmt(1 / c['api_cpu_per_audio_s'])} audio s per s per core)"
+        for codec, c in big.items()) + "."]
+    for codec, steps in raw["phases"].items():
+        top = max(steps, key=lambda k: steps[k])
+        lines.append(f"- {codec}: {top} takes {steps[top] / sum(steps.values()):.0%} of an "
+                     f"upload's server time.")
     reads = raw["reads"]["flac"]
     longest = max(reads, key=lambda c: c["range_s"])
-    lines.append(f"**A {_clip(longest['range_s'])} WAV** (FLAC) takes {fmt(_ms(longest['api']))} "
-                 f"ms p50, the raw SELECT of its chunks {fmt(_ms(longest['select']))} ms and "
-                 f"SELECT + decode in-process {fmt(_ms(longest['read_audio']))} ms.")
+    lines.append(f"\n**A {_clip(longest['range_s'])} WAV** (FLAC) takes "
+                 f"{fmt(_ms(longest['api']))} ms p50 ({_cpu(longest['api'])} ms API CPU), the "
+                 f"raw SELECT of its chunks {fmt(_ms(longest['select']))} ms and SELECT + decode "
+                 f"in-process {fmt(_ms(longest['read_audio']))} ms: the rest is the 16-bit WAV "
+                 "and HTTP.")
     return "\n".join(lines)
 
 
