@@ -13,4 +13,5 @@ BENCHMARKS = [
     "bench.timeline",
     "bench.quality_api",
     "bench.audio",
+    "bench.dashboard",
 ]
