@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_topic: str = "earshot/sensors/+/embeddings"
+    # Audio over MQTT (`earshot audio-bridge`, service.mqtt_audio): one file per message.
+    mqtt_audio_topic: str = "earshot/sensors/+/audio"
     webhook_allow_private: bool = False
     log_level: str = "INFO"
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
