@@ -178,8 +178,8 @@ def measure_api(st: stack.Stack, conn: psycopg.Connection, sensors: list[tuple[s
 
 def _timed_store(conn: psycopg.Connection, sensor: UUID, times: np.ndarray,
                  values: np.ndarray) -> dict[str, float]:
-    """`ingest.store.insert_windows` statement by statement (its own SQL constants), with
-    the commit, timed in ms."""
+    """`ingest.store.insert_batches` for one batch, statement by statement (its own SQL
+    and parameters, not pipelined, so each round trip is seen), with the commit, in ms."""
     steps: dict[str, float] = {}
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
@@ -189,20 +189,11 @@ def _timed_store(conn: psycopg.Connection, sensor: UUID, times: np.ndarray,
         return out
 
     timed("begin", conn.execute, "BEGIN")
-    timed("create stage", conn.execute, store.CREATE_STAGE)
-    timed("truncate stage", conn.execute, store.CLEAR_STAGE)
-
-    def copy() -> None:
-        with conn.cursor() as cur, cur.copy(store.COPY_STAGE) as stream:
-            stream.write(copy_payload(sensor, times, values))
-
-    timed("copy", copy)
-    timed("merge", conn.execute, store.MERGE_STAGE)
-    lo, hi = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(t))
-              for t in (times[0], times[-1]))
-    timed("queue row", conn.execute, store.RECORD_BATCH, (sensor, lo, hi, len(times)))
-    timed("touch sensor", conn.execute, store.TOUCH_SENSOR, (sensor,))
-    timed("notify", conn.execute, store.NOTIFY_INGEST, (store.INGEST_CHANNEL, str(sensor)))
+    timed("lock sensor", lambda: conn.execute(store.LOCK_SENSORS, {"ids": [sensor]},
+                                              prepare=True).fetchall())
+    batch = store.SensorBatch(sensor, times, values)
+    timed("insert, queue, touch, notify", lambda: conn.execute(
+        store.INSERT_BATCHES, store.round_params([batch]), prepare=True).fetchall())
     timed("commit", conn.execute, "COMMIT")
     return steps
 

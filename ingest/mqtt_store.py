@@ -19,7 +19,7 @@ import psycopg
 
 from ingest.codec import JSON_TYPE, Batch, BatchLimits, parse_batch
 from ingest.errors import IngestError
-from ingest.store import insert_windows, record_ingest_error, sensor_dim
+from ingest.store import UnknownSensorError, insert_windows, record_ingest_error, sensor_dim
 from service.settings import Settings
 
 SOURCE = "mqtt"
@@ -146,6 +146,10 @@ def _store_sensor(conn: psycopg.Connection, sensor_id: UUID,
         with conn.transaction():  # a savepoint: only this insert is undone if refused
             # ON CONFLICT DO NOTHING also skips a window repeated across messages.
             return insert_windows(conn, sensor_id, times, values).accepted, 0
+    except UnknownSensorError:  # deleted within the dims cache's TTL
+        for msg, _ in items:
+            _dead_letter(conn, msg, sensor_id, f"unknown sensor {sensor_id}")
+        return 0, len(items)
     except _REFUSALS:
         pass  # find which message it was, below
     results = [_store_one(conn, sensor_id, msg, batch) for msg, batch in items]

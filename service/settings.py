@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     scores_retention_days: float = Field(90.0, gt=0)
     rate_limit_per_s: float = Field(200.0, gt=0)
     rate_limit_burst: int = Field(400, ge=1)
+    # How long an API process trusts a token it has looked up (ingest routes): the bound
+    # on a revocation made through another API process. 0 looks every token up.
+    auth_cache_s: float = Field(5.0, ge=0, le=300)
     # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
     # One stable id per bridge (earshot-bridge-1, -2, ...): a restarted bridge resumes its
     # session and gets the messages it had not acknowledged.
