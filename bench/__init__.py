@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench.alert_latency",
     "bench.timeline",
     "bench.quality_api",
+    "bench.audio",
     "bench.dashboard",
     "bench.scaling",
 ]
