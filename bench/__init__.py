@@ -15,4 +15,5 @@ BENCHMARKS = [
     "bench.quality_api",
     "bench.audio",
     "bench.dashboard",
+    "bench.scaling",
 ]
