@@ -94,9 +94,19 @@ def evaluate_case(case: Case, variant: Variant, data_dir: Path) -> dict:
 # --- the sets -----------------------------------------------------------------------------
 
 
+# MIMII has 4 ids per machine type with near-identical results in the quality section; one
+# id per type keeps this benchmark (5 audio variants x the baseline AE) within minutes.
+MIMII_IDS = ("id_00",)
+MAX_TRAIN_RECORDINGS = 10
+
+
 def dev_cases(data_dir: Path) -> list[Case]:
     """(a)/(b): bench.quality's sets (one condition: everything is source)."""
     sets, _ = build_sets(data_dir)
+    # The DCASE 2020 machine with 75 recordings is the false-alert set (bench.robust_alerts):
+    # its 12 min of training audio would take the baseline AE minutes per audio variant.
+    sets = [s for s in sets if (s.group != "MIMII" or s.name.endswith(MIMII_IDS))
+            and len(s.train) <= MAX_TRAIN_RECORDINGS]
     return [Case(s.name, s.group, tuple((c, "source") for c in s.train), s.test) for s in sets]
 
 
@@ -221,7 +231,7 @@ def growth_table(rows: list[dict]) -> Table:
 
 def run(ctx: common.Context) -> Section:
     raw, _ = common.run_isolated(measure_child, str(ctx.data_dir), ctx.quick, threads=1,
-                                 timeout_s=1800)
+                                 timeout_s=3600)
     tables = [variant_table(raw["dev"]),
               case_table("(c) DCASE 2023 source/target (loudness-normalised), per window",
                          raw["dcase2023"], _domain_label),
@@ -244,10 +254,10 @@ def _domain_label(r: dict) -> str:
 
 
 TEXT = """
-**Audio.** *(a)* the dev sets of the quality section (BLDC M1/M2 per recording; DCASE 2023
-section 00 and MIMII 0 dB per window), as recorded and loudness-normalised. *(b)* the same
-recordings, every one first brought to -26 LUFS integrated loudness (ITU-R BS.1770-4,
-pyloudnorm) so that level alone gives nothing away, then mixed with ESC-10 background noise
+**Audio.** *(a)* the dev sets of the quality section (BLDC M1/M2 per recording; DCASE
+2020 pump id_06, DCASE 2023 section 00 and MIMII 0 dB id_00 of each machine type per
+window), as recorded and loudness-normalised. *(b)* the same recordings, every one
+first brought to -26 LUFS integrated loudness (ITU-R BS.1770-4, pyloudnorm) so that level alone gives nothing away, then mixed with ESC-10 background noise
 (rain, sea waves, chainsaw, helicopter, crackling fire): one class per recording, its clips
 back to back, drawn from a seed of the recording's path, so training and test recordings
 carry different noise; at a fixed level (-36 LUFS, whatever the recording) and at 0 dB and
