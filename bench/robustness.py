@@ -258,8 +258,8 @@ TEXT = """
 2020 pump id_06, DCASE 2023 section 00 and MIMII 0 dB id_00 of each machine type per
 window), as recorded and loudness-normalised. *(b)* the same recordings, every one
 first brought to -26 LUFS integrated loudness (ITU-R BS.1770-4, pyloudnorm) so that
-level alone gives nothing away, then mixed with ESC-10 background noise (rain, sea waves, chainsaw, helicopter, crackling fire): one class per recording, its clips
-back to back, drawn from a seed of the recording's path, so training and test recordings
+level alone gives nothing away, then mixed with ESC-10 background noise (rain, sea waves,
+chainsaw, helicopter, crackling fire): one class per recording, its clips back to back, drawn from a seed of the recording's path, so training and test recordings
 carry different noise; at a fixed level (-36 LUFS, whatever the recording) and at 0 dB and
 -6 dB SNR (RMS). *(c)* DCASE 2023: the 2 source-domain training clips per machine type;
 the test clips are partly target domain (other operating conditions). "+ {shot:g} s target":
