@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.codec import BatchLimits
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
 
@@ -121,6 +123,12 @@ class Settings(BaseSettings):
                 "(unset it and `make run` generates one)"
             )
         return value
+
+    def batch_limits(self) -> BatchLimits:
+        """The count and time rules every ingest path applies to windows."""
+        return BatchLimits(max_windows=self.max_batch_windows,
+                           max_past_s=self.max_past_days * 86400.0,
+                           max_future_s=self.max_future_s)
 
     @property
     def pg_dir(self) -> Path:
