@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field(default="earshot-bridge", min_length=1, max_length=64)
     # Bridges share the stream through `$share/<group>/<topic>`; empty: a plain
     # subscription (every bridge would get every message).
-    mqtt_share_group: str = Field(default="earshot", pattern=r"^[^/+#\s]*$", max_length=64)
+    mqtt_share_group: str = Field(default="", pattern=r"^[^/+#\s]*$", max_length=64)
     # Webhook delivery (service.alerting.delivery). The lease must outlast one request, so
     # the worker uses max(lease, timeout + 1): an in-flight send is never claimed twice.
     webhook_timeout_s: float = Field(15.0, gt=0, le=120)
