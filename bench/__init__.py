@@ -12,4 +12,6 @@ BENCHMARKS = [
     "bench.alert_latency",
     "bench.timeline",
     "bench.quality_api",
+    "bench.audio",
+    "bench.dashboard",
 ]

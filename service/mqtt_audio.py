@@ -190,6 +190,9 @@ class AudioBridge:
         prepared = audio_ingest.prepare(msg.payload, target, policy, self._settings,
                                         upload.start)
         stored = audio_ingest.commit(self._pool, target, policy, prepared, upload)
+        if stored.audio.duplicate_chunks and not stored.audio.chunks:
+            log.info("audio on %s at %s already held (a redelivery): nothing stored twice",
+                     msg.topic, upload.start.isoformat())
         return stored.audio.chunks
 
     def _process(self, msg: AudioMessage) -> bool:
