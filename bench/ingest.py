@@ -397,14 +397,15 @@ def verdict(per_size: list[dict[str, Any]], sweep: list[dict[str, Any]],
     costly = ", ".join(f"{name} ({fmt(ms)} ms)" for name, ms in top)
     gap = ", ".join(f"{n:,} sensors {r:.2f}x" for n, r in misses)
     return (f"**Target missed** at {BATCH} windows per request ({gap} of write_row). "
-            "Issue note: a request has a fixed cost (HTTP, auth and sensor lookups, one "
-            "transaction with a commit) that a raw COPY of 10,000 rows pays once; at "
-            f"{BATCH} windows it dominates (API CPU per window above; the batch-size table "
-            f"shows the rate rising with the batch{example}). "
+            "A request keeps a fixed cost in the API process (HTTP parsing, the ASGI stack, "
+            "the answer; the store is shared by a group) that a raw COPY of 10,000 rows "
+            f"pays once; at {BATCH} windows it dominates (API CPU per window above; the "
+            f"batch-size table shows the rate rising with the batch{example}). "
             "Limits: the CPU of this 2-core box, shared by one API process, PostgreSQL and "
-            "the generators. Levers: bigger batches per request, more API processes, and a "
-            f"cheaper store path: {costly} are the largest statements of one request's "
-            "store (last table).")
+            "the generators (whose CPU per window is of the API's order). Levers left: "
+            "bigger batches per request, more API processes where cores are free (`earshot "
+            f"run` starts one); {costly} are the largest steps of one batch's "
+            "store timed alone (last table).")
 
 
 def run(ctx: Context) -> Section:
