@@ -8,6 +8,7 @@ BENCHMARKS = [
     "bench.training",
     "bench.embedding",
     "bench.quality",
+    "bench.robustness",
     "bench.ingest",
     "bench.alert_latency",
     "bench.timeline",

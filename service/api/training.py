@@ -12,6 +12,7 @@ from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import jobs, model_configs
 from service.schemas.common import Limit, Offset
 from service.schemas.training import JobAccepted, JobList, JobOut, TrainIn
+from service.training.defaults import recommended_detector
 from service.training.targets import DEFAULT_TARGET, TRAINERS
 
 router = APIRouter(tags=["training"])
@@ -29,8 +30,10 @@ def train(machine_id: UUID, conn: ConnDep, _: AdminDep, response: Response,
         if not model_configs.machine_exists(conn, machine_id):
             raise NotFoundError(f"machine {machine_id} does not exist")
         if model_configs.get_config(conn, machine_id, target) is None:
-            raise ConflictError(f"machine {machine_id} has no {target} configured; "
-                                f"PUT /v1/machines/{machine_id}/{target} first")
+            if target != DEFAULT_TARGET:
+                raise ConflictError(f"machine {machine_id} has no {target} configured; "
+                                    f"PUT /v1/machines/{machine_id}/{target} first")
+            recommended_detector(conn, machine_id)
         # A manual job still waiting already covers this request: do not pile up reruns.
         job = jobs.queued_manual(conn, machine_id, target) or \
             jobs.insert_manual(conn, machine_id, target)
