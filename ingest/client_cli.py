@@ -41,7 +41,7 @@ from ingest.client import (
     ServiceUnavailableError,
     WindowSender,
 )
-from ingest.codec import parse_rfc3339, to_rfc3339
+from ingest.codec import now_us, parse_rfc3339, to_rfc3339
 from ingest.playback import (
     SPEC,
     Recording,
@@ -72,10 +72,6 @@ def _start_us(text: str | None, default_us: int) -> int:
 def _usage_error(message: str) -> int:
     print(f"earshot sensor: {message}", file=sys.stderr)
     return 2
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _paced(placed: list[tuple[Recording, int]], realtime: bool
@@ -238,7 +234,7 @@ def _run(args: argparse.Namespace) -> Totals:
     recordings = find_recordings(args.path)
     retry = RetryPolicy(give_up_after_s=args.retry_for)
     realtime = args.command == "stream" and args.realtime
-    default = _now_us() - (0 if realtime else total_duration_us(recordings))
+    default = now_us() - (0 if realtime else total_duration_us(recordings))
     start_us = _start_us(args.start, default)
     # Said up front: re-running with this --start after a failure resumes without duplicates.
     print(f"earshot sensor: {len(recordings)} file(s) from --start {to_rfc3339(start_us)}",

@@ -39,12 +39,14 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 
 from ingest.errors import BatchValidationError, PayloadTooLargeError, UnsupportedMediaTypeError
 
@@ -93,6 +95,11 @@ class _Problem(Exception):
     def __init__(self, window: int, detail: str, status: int = 422) -> None:
         super().__init__(detail)
         self.window, self.detail, self.status = window, detail, status
+
+
+def now_us() -> int:
+    """The server time in microseconds since the epoch, as batches are checked against."""
+    return time.time_ns() // 1000
 
 
 def to_rfc3339(us: int) -> str:
@@ -161,7 +168,14 @@ def _json_name(value: Any) -> str:
 
 
 def _loads(text: bytes, line: int | None = None) -> Any:
-    """json.loads, turning every failure into a 400 problem that says where it is."""
+    """orjson (several times faster) for what it accepts; anything it refuses goes through
+    json.loads, whose acceptance and messages the API documents (NaN tokens become 422s,
+    UTF-16 bodies parse, big integers are reported), turning every failure into a 400
+    problem that says where it is. Both give the same values for what both accept."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
     where = "in the body" if line is None else f"window {line} (line {line + 1}): JSON"
     try:
         return json.loads(text)
