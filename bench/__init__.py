@@ -12,4 +12,5 @@ BENCHMARKS = [
     "bench.alert_latency",
     "bench.timeline",
     "bench.quality_api",
+    "bench.esc10_cnn",
 ]
