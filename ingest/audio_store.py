@@ -99,12 +99,14 @@ def _params(sensor_id: UUID, start: datetime, end: datetime) -> dict[str, object
 
 
 def held_ranges(conn: psycopg.Connection, sensor_id: UUID, start: datetime,
-                end: datetime) -> list[tuple[datetime, datetime]]:
-    """The merged time ranges within [start, end) for which audio is held."""
+                end: datetime, *, clip: bool = True) -> list[tuple[datetime, datetime]]:
+    """The merged time ranges within [start, end) for which audio is held; with
+    `clip=False`, whole (the first range may start before `start`, the last end after
+    `end`): contiguous audio keeps the time grid of the recording it came from."""
     rows = conn.execute(SELECT_SPANS, _params(sensor_id, start, end)).fetchall()
     merged: list[tuple[datetime, datetime]] = []
     for t_start, t_end, _ in rows:
-        lo, hi = max(t_start, start), min(t_end, end)
+        lo, hi = (max(t_start, start), min(t_end, end)) if clip else (t_start, t_end)
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:

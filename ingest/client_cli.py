@@ -1,12 +1,14 @@
 """`earshot sensor`: play recordings into Earshot the way a sensor or gateway would.
 
     earshot sensor stream --url http://127.0.0.1:8000 --sensor-id ID --token est_... PATH
+    earshot sensor stream --url ... --sensor-id ID --token est_... --send-audio PATH
     earshot sensor stream --mqtt mqtt://ID:PASSWORD@broker:1883 --sensor-id ID --realtime PATH
     earshot sensor upload --url ... --sensor-id ID --token est_... --baseline FOLDER
 
 `stream` computes logmel-v1 locally window by window and sends batches (HTTP binary, or
-MQTT QoS 1); `upload` posts each file to the audio endpoint. Both retry while the service is
-unreachable and are safe to re-run with the same --start: stored windows are deduplicated.
+MQTT QoS 1), with --send-audio also the audio they came from (FLAC chunks, HTTP); `upload`
+posts each file to the audio endpoint. Both retry while the service is unreachable and are
+safe to re-run with the same --start: stored windows and audio are deduplicated.
 The token may also come from EARSHOT_SENSOR_TOKEN (keeps it out of the process list).
 
 Exit status: 0 done, 1 refused (HTTP 4xx, or the MQTT broker's ACL), 2 bad arguments,
@@ -27,6 +29,7 @@ from uuid import UUID
 import numpy as np
 from tqdm import tqdm
 
+from ingest.audio_shipper import AudioShipper
 from ingest.client import (
     AUDIO_TYPES,
     BrokerRefusedError,
@@ -75,8 +78,9 @@ def _now_us() -> int:
 
 
 def _paced(placed: list[tuple[Recording, int]], realtime: bool
-           ) -> Iterator[tuple[int, np.ndarray]]:
-    """Windows in order; with ``realtime``, each only once its end has been 'heard'."""
+           ) -> Iterator[tuple[Recording, int, int, np.ndarray]]:
+    """(file, its start, window start, vector) in order; with ``realtime``, each window only
+    once its end has been 'heard'."""
     wall0, t0 = time.monotonic(), placed[0][1] if placed else 0
     hop_us = round(SPEC.hop_s * 1_000_000)
     for rec, start_us in placed:
@@ -84,7 +88,7 @@ def _paced(placed: list[tuple[Recording, int]], realtime: bool
             if realtime:
                 due = wall0 + (t_us + hop_us - t0) / 1e6
                 time.sleep(max(0.0, due - time.monotonic()))
-            yield t_us, vector
+            yield rec, start_us, t_us, vector
 
 
 def _send(sender: WindowSender, times: list[int], vectors: list[np.ndarray],
@@ -98,24 +102,57 @@ def _send(sender: WindowSender, times: list[int], vectors: list[np.ndarray],
         totals.duplicates += result.duplicates
 
 
+class _Batches:
+    """Windows gathered into requests; with an AudioShipper, each file's audio follows
+    the windows it covers."""
+
+    def __init__(self, sender: WindowSender, batch: int, audio: AudioShipper | None,
+                 bar: tqdm) -> None:
+        self.sender, self.batch, self.audio, self.bar = sender, batch, audio, bar
+        self.totals = Totals()
+        self.times: list[int] = []
+        self.vectors: list[np.ndarray] = []
+        self.file: tuple[Recording, int] | None = None
+        self.file_windows = 0
+
+    def add(self, rec: Recording, file_start: int, t_us: int, vector: np.ndarray) -> None:
+        if self.file != (rec, file_start):
+            self.finish_file()
+            self.file, self.file_windows = (rec, file_start), 0
+        self.times.append(t_us)
+        self.vectors.append(vector)
+        self.file_windows += 1
+        if len(self.times) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.times:
+            _send(self.sender, self.times, self.vectors, self.totals)
+            self.bar.update(len(self.times))
+            self.times, self.vectors = [], []
+        if self.audio is not None and self.file is not None:
+            self.audio.windows_sent(*self.file, self.file_windows)
+
+    def finish_file(self) -> None:
+        self.flush()
+        if self.audio is not None and self.file is not None:
+            self.audio.file_done(*self.file, self.file_windows)
+
+
 def stream(sender: WindowSender, recordings: list[Recording], start_us: int, batch: int,
-           realtime: bool, progress: bool = True) -> Totals:
-    """Send every full window of the recordings, ``batch`` windows per request."""
-    totals, times, vectors = Totals(), [], []
+           realtime: bool, progress: bool = True,
+           audio: AudioShipper | None = None) -> Totals:
+    """Send every full window of the recordings, ``batch`` windows per request (and, with
+    ``audio``, the recordings themselves after the windows they cover)."""
     expected = sum(rec.frames * SPEC.sample_rate // rec.sample_rate // SPEC.window_samples
                    for rec in recordings)
     with tqdm(total=expected, unit="win", disable=not progress) as bar:
-        for t_us, vector in _paced(back_to_back(recordings, start_us), realtime):
-            times.append(t_us)
-            vectors.append(vector)
-            if len(times) >= batch:
-                _send(sender, times, vectors, totals)
-                bar.update(len(times))
-                times, vectors = [], []
-        if times:
-            _send(sender, times, vectors, totals)
-            bar.update(len(times))
-    return totals
+        batches = _Batches(sender, batch, audio, bar)
+        for rec, file_start, t_us, vector in _paced(back_to_back(recordings, start_us),
+                                                    realtime):
+            batches.add(rec, file_start, t_us, vector)
+        batches.finish_file()
+    return batches.totals
 
 
 def upload(client: SensorClient, recordings: list[Recording], start_us: int, *,
@@ -159,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--realtime", action="store_true", help="pace windows at 1 per second")
     s.add_argument("--batch", type=int, default=None, help="windows per request "
                                                            "(default 1 realtime, else 50)")
+    s.add_argument("--send-audio", action="store_true", help="also send the audio (FLAC, "
+                   "HTTP only) after the windows it covers; the server keeps it and checks "
+                   "that it yields the windows sent")
+    s.add_argument("--audio-chunk-s", type=float, default=10.0, metavar="SECONDS",
+                   help="with --send-audio: seconds of audio per request (default 10)")
     u = sub.add_parser("upload", parents=[common], help="send recordings to the audio "
                                                         "endpoint, one request per file")
     u.add_argument("--baseline", action="store_true", help="mark them as normal operation")
@@ -179,6 +221,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--sensor-id {args.sensor_id!r} is not a sensor id (a UUID)"
     if args.command == "stream" and args.batch is not None and args.batch < 1:
         return "--batch must be at least 1"
+    if args.command == "stream" and args.send_audio and args.mqtt:
+        return "--send-audio needs --url (audio goes over HTTP)"
     if args.command == "stream" and args.mqtt:
         return None
     if not args.url:
@@ -202,11 +246,17 @@ def _run(args: argparse.Namespace) -> Totals:
             return upload(client, recordings, start_us, baseline=args.baseline,
                           label=args.label, progress=not args.quiet)
     sender = _sender(args, retry)
+    audio = (AudioShipper(sender, args.audio_chunk_s)
+             if args.send_audio and isinstance(sender, SensorClient) else None)
     try:
-        return stream(sender, recordings, start_us, args.batch or (1 if realtime else 50),
-                      realtime, progress=not args.quiet)
+        totals = stream(sender, recordings, start_us, args.batch or (1 if realtime else 50),
+                        realtime, progress=not args.quiet, audio=audio)
     finally:
         sender.close()
+    if audio is not None:
+        print(f"earshot sensor: sent {audio.shipped.seconds:.1f} s of audio in "
+              f"{audio.shipped.chunks} chunk(s)", file=sys.stderr)
+    return totals
 
 
 def main(argv: list[str]) -> None:

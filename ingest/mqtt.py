@@ -72,3 +72,14 @@ def connect_async(client: mqtt.Client, broker: BrokerAddress,
         props.ReceiveMaximum = receive_maximum
     client.connect_async(broker.host, broker.port, keepalive=KEEPALIVE_S, clean_start=False,
                          properties=props)
+
+
+def shared_filter(pattern: str, group: str | None) -> str:
+    """The subscription filter of a bridge: ``$share/<group>/<pattern>`` (MQTT v5 shared
+    subscription: the broker splits the messages among the group's members) or, without a
+    group, the pattern itself (every subscriber gets every message)."""
+    if not group:
+        return pattern
+    if any(c in group for c in "/+#") or not group.strip():
+        raise ValueError(f"MQTT share group must be one topic level, got {group!r}")
+    return f"$share/{group}/{pattern}"

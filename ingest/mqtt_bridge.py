@@ -1,8 +1,10 @@
 """`earshot bridge`: embeddings from MQTT into TimescaleDB, acknowledged only once stored.
 
 Sensors publish the JSON body of ``POST /v1/sensors/{id}/embeddings`` with QoS 1 to
-``earshot/sensors/<sensor id>/embeddings`` (``EARSHOT_MQTT_TOPIC``). The bridge keeps a
-persistent MQTT v5 session under a fixed client id and acknowledges by hand, so:
+``earshot/sensors/<sensor id>/embeddings`` (``EARSHOT_MQTT_TOPIC``). Any number of bridges
+share the stream through an MQTT v5 shared subscription (``$share/earshot/...``,
+``EARSHOT_MQTT_SHARE_GROUP``). Each keeps a persistent session under its own stable client
+id (``EARSHOT_MQTT_CLIENT_ID``) and acknowledges by hand, so:
 
 * a PUBACK leaves only after the message's rows (or its dead-letter row) are committed; a
   bridge killed at any point gets every unacknowledged message again on reconnect, and
@@ -33,7 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt import connect_async, parse_mqtt_url, persistent_client
+from ingest.mqtt import connect_async, parse_mqtt_url, persistent_client, shared_filter
 from ingest.mqtt_store import DimCache, Inbound, TopicPattern, Validator, limits_from, store_group
 from service import logs
 from service.db import make_pool
@@ -55,6 +57,11 @@ class Bridge:
         self._settings, self._pool = settings, pool
         self._topics = TopicPattern(settings.mqtt_topic)
         self._broker = parse_mqtt_url(settings.mqtt_url)
+        self._filter = shared_filter(settings.mqtt_topic, settings.mqtt_share_group)
+        # The other form of the subscription, dropped from a resumed session so an upgrade
+        # (or a group change) never leaves the session subscribed twice.
+        self._stale_filter = (settings.mqtt_topic if self._filter != settings.mqtt_topic
+                              else None)
         self._validator = Validator(self._topics, limits_from(settings), settings.max_body_bytes)
         self._dims = DimCache()
         self._queue: queue.Queue[Inbound] = queue.Queue(QUEUE_SIZE)
@@ -80,7 +87,9 @@ class Bridge:
             return
         with self._ack_lock:
             self._generation += 1
-        client.subscribe(self._topics.pattern, qos=1)
+        if self._stale_filter is not None and flags.session_present:
+            client.unsubscribe(self._stale_filter)
+        client.subscribe(self._filter, qos=1)
         log.info("connected to MQTT broker %s:%d (session present: %s)", self._broker.host,
                  self._broker.port, flags.session_present)
 
@@ -89,11 +98,11 @@ class Bridge:
         # Until the first subscription exists the broker routes nothing to this session:
         # operators (and tests) wait for this line before sensors publish.
         if any(reason.is_failure for reason in reasons):
-            log.error("MQTT broker refused the subscription to %s: %s", self._topics.pattern,
+            log.error("MQTT broker refused the subscription to %s: %s", self._filter,
                       ", ".join(map(str, reasons)))
         else:
             self.subscribed = True
-            log.info("subscribed to %s", self._topics.pattern)
+            log.info("subscribed to %s", self._filter)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object,
                        _flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
@@ -183,7 +192,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     pool.open(wait=False)  # start even while the database is down; groups wait for it
-    log.info("bridging %s from %s", settings.mqtt_topic, parse_mqtt_url(settings.mqtt_url))
+    log.info("bridging %s from %s as client %s", settings.mqtt_topic,
+             parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id)
     try:
         bridge.run()
     finally:

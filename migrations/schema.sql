@@ -433,6 +433,31 @@ CREATE TABLE public.predictions (
 
 
 --
+-- Name: reembed_jobs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reembed_jobs (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    sensor_id uuid NOT NULL,
+    kind text NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    state text DEFAULT 'queued'::text NOT NULL,
+    done_until timestamp with time zone,
+    windows integer DEFAULT 0 NOT NULL,
+    error text,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    heartbeat_at timestamp with time zone,
+    CONSTRAINT reembed_jobs_check CHECK ((start_at < end_at)),
+    CONSTRAINT reembed_jobs_kind_check CHECK (((length(kind) >= 1) AND (length(kind) <= 100))),
+    CONSTRAINT reembed_jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text])))
+);
+
+
+--
 -- Name: rollup_dirty; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -522,6 +547,20 @@ CREATE TABLE public.silences (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT silences_check CHECK ((start_at < end_at)),
     CONSTRAINT silences_reason_check CHECK (((length(reason) >= 1) AND (length(reason) <= 2000)))
+);
+
+
+--
+-- Name: ui_sessions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ui_sessions (
+    id_hash bytea NOT NULL,
+    key_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT ui_sessions_check CHECK ((expires_at > created_at))
 );
 
 
@@ -794,6 +833,14 @@ ALTER TABLE ONLY public.predictions
 
 
 --
+-- Name: reembed_jobs reembed_jobs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reembed_jobs
+    ADD CONSTRAINT reembed_jobs_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: rollup_dirty rollup_dirty_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -855,6 +902,14 @@ ALTER TABLE ONLY public.sensors
 
 ALTER TABLE ONLY public.silences
     ADD CONSTRAINT silences_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: ui_sessions ui_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ui_sessions
+    ADD CONSTRAINT ui_sessions_pkey PRIMARY KEY (id_hash);
 
 
 --
@@ -1031,6 +1086,20 @@ CREATE INDEX predictions_t_idx ON public.predictions USING btree (t DESC);
 
 
 --
+-- Name: reembed_jobs_one_open_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX reembed_jobs_one_open_idx ON public.reembed_jobs USING btree (sensor_id) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
+
+
+--
+-- Name: reembed_jobs_queue_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reembed_jobs_queue_idx ON public.reembed_jobs USING btree (created_at) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
+
+
+--
 -- Name: scores_machine_t_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1056,6 +1125,13 @@ CREATE INDEX sensors_machine_idx ON public.sensors USING btree (machine_id);
 --
 
 CREATE INDEX silences_machine_idx ON public.silences USING btree (machine_id, end_at);
+
+
+--
+-- Name: ui_sessions_expires_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ui_sessions_expires_idx ON public.ui_sessions USING btree (expires_at);
 
 
 --
@@ -1226,6 +1302,14 @@ ALTER TABLE ONLY public.models
 
 
 --
+-- Name: reembed_jobs reembed_jobs_sensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reembed_jobs
+    ADD CONSTRAINT reembed_jobs_sensor_id_fkey FOREIGN KEY (sensor_id) REFERENCES public.sensors(id) ON DELETE CASCADE;
+
+
+--
 -- Name: sensors sensors_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1282,4 +1366,6 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261125000003'),
     ('20261125000005'),
     ('20261206000120'),
+    ('20261206000121'),
+    ('20261206000130'),
     ('20261206000160');

@@ -11,7 +11,8 @@ TSDB_CONTROL="/usr/share/postgresql/${PG_MAJOR}/extension/timescaledb.control"
 VENV="${ROOT}/.venv"
 PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=(postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR}
-  cmake gcc make dpkg-dev mosquitto mosquitto-clients libsndfile1 ca-certificates)
+  cmake gcc make dpkg-dev mosquitto mosquitto-clients libsndfile1 ca-certificates
+  chromium fonts-dejavu-core)  # chromium: the dashboard's browser tests (Playwright drives it)
 
 log() { printf '[setup] %s\n' "$*"; }
 

@@ -54,10 +54,10 @@ def cmd_api(_: argparse.Namespace) -> None:
                 port=settings.port, log_config=None, access_log=False)
 
 
-def cmd_run(_: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> None:
     from service.supervisor import run_all
 
-    sys.exit(run_all(_settings_or_exit()))
+    sys.exit(run_all(_settings_or_exit(), workers=args.workers, bridges=args.bridges))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,8 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("api", help="run the HTTP API").set_defaults(func=cmd_api)
-    sub.add_parser("run", help="database, migrations, API, scheduler and MQTT bridge "
-                               "in the foreground").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="database, migrations, API, worker(s) and MQTT "
+                                     "bridge(s) in the foreground, restarted if they die")
+    run.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
+                     help="worker processes (default 1)")
+    run.add_argument("--bridges", type=int, default=1, choices=range(0, 65), metavar="N",
+                     help="MQTT bridges sharing the stream (default 1; ids "
+                          "EARSHOT_MQTT_CLIENT_ID-1..N when more than one)")
+    run.set_defaults(func=cmd_run)
     sub.add_parser("sensor", help="play recordings into Earshot as a sensor would "
                                   "(earshot sensor --help)", add_help=False)
     sub.add_parser("labels", help="Audacity label tracks in and out (earshot labels "

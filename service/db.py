@@ -25,16 +25,17 @@ def _configure(conn: psycopg.Connection) -> None:
 
 
 def make_pool(settings: Settings, *, max_size: int | None = None,
-              autocommit: bool = False) -> ConnectionPool:
+              autocommit: bool = False, url: str | None = None) -> ConnectionPool:
     """A pool that opens lazily and waits at most `db_timeout_s` for a connection, so a
-    database outage turns into a fast 503 instead of a hung request.
+    database outage turns into a fast 503 instead of a hung request. `url`: another
+    database than the configured one (the read replica).
 
     The API's pool is `autocommit`: a read (such as the token lookup) then never leaves a
     transaction open, so a route's `with conn.transaction():` is a real BEGIN/COMMIT that
     ends before the response is sent — never a savepoint committed after it."""
     size = max_size or settings.db_pool_max
     return ConnectionPool(
-        settings.resolved_database_url(),
+        url or settings.resolved_database_url(),
         min_size=min(settings.db_pool_min, size),
         max_size=size,
         timeout=settings.db_timeout_s,
@@ -43,5 +44,5 @@ def make_pool(settings: Settings, *, max_size: int | None = None,
         check=ConnectionPool.check_connection,
         reconnect_timeout=RECONNECT_WINDOW_S,
         open=False,
-        name="earshot",
+        name="earshot" if url is None else "earshot-read",
     )

@@ -16,6 +16,7 @@ from service.queries import api_keys
 from service.queries import sensors as sensor_queries
 from service.ratelimit import RateLimiter, retry_after_header
 from service.settings import Settings
+from service.ui import sessions
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -42,6 +43,17 @@ def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection]:
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
+def get_read_conn(request: Request) -> Iterator[psycopg.Connection]:
+    """A connection for heavy reads: to the replica (EARSHOT_DATABASE_READ_URL) if one is
+    configured, else the primary. Never for a read that must see the caller's own write."""
+    pool: ConnectionPool = request.app.state.read_pool
+    with pool.connection() as conn:
+        yield conn
+
+
+ReadConnDep = Annotated[psycopg.Connection, Depends(get_read_conn)]
+
+
 def _bearer(authorization: str | None) -> str:
     if not authorization:
         raise UnauthorizedError("missing Authorization: Bearer <token> header")
@@ -59,12 +71,27 @@ def _rate_limit(request: Request, token: str) -> None:
                                retry_after=retry_after_header(wait_s))
 
 
+def _session_principal(request: Request, conn: psycopg.Connection,
+                       settings: Settings) -> security.Principal | None:
+    """The dashboard's session cookie (service.ui.sessions); state-changing requests that
+    carry it passed the CSRF check (service.ui.csrf) before reaching here."""
+    session_id = request.cookies.get(sessions.COOKIE)
+    if not session_id:
+        return None
+    _rate_limit(request, session_id)
+    return sessions.principal_for_session(conn, settings, session_id)
+
+
 def get_principal(
     request: Request,
     conn: ConnDep,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> security.Principal:
+    if authorization is None:
+        from_session = _session_principal(request, conn, settings)
+        if from_session is not None:
+            return from_session
     token = _bearer(authorization)
     _rate_limit(request, token)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     data_dir: Path = PROJECT_ROOT / ".data"
     database_url: str | None = None
+    # A streaming replica for the heavy reads (scores, timeline, predictions, classes,
+    # events): stale by the replica's lag, which /readyz reports. Unset: the primary.
+    database_read_url: str | None = None
     db_port: int = Field(54329, ge=1, le=65535)
     db_name: str = "earshot"
     db_pool_min: int = Field(2, ge=1)
@@ -41,7 +44,12 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(200.0, gt=0)
     rate_limit_burst: int = Field(400, ge=1)
     # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
+    # One stable id per bridge (earshot-bridge-1, -2, ...): a restarted bridge resumes its
+    # session and gets the messages it had not acknowledged.
     mqtt_client_id: str = Field(default="earshot-bridge", min_length=1, max_length=64)
+    # Bridges share the stream through `$share/<group>/<topic>`; empty: a plain
+    # subscription (every bridge would get every message).
+    mqtt_share_group: str = Field(default="earshot", pattern=r"^[^/+#\s]*$", max_length=64)
     # Webhook delivery (service.alerting.delivery). The lease must outlast one request, so
     # the worker uses max(lease, timeout + 1): an in-flight send is never claimed twice.
     webhook_timeout_s: float = Field(15.0, gt=0, le=120)
@@ -60,6 +68,9 @@ class Settings(BaseSettings):
     # failed after train_max_attempts claims, so a job that kills its process cannot loop).
     train_stale_s: float = Field(60.0, gt=0)
     train_max_attempts: int = Field(3, ge=1)
+    # tcp://host:8786: fits run on this Dask distributed cluster (service.training.compute);
+    # unset: in the worker process.
+    dask_scheduler: str | None = Field(None, pattern=r"^(tcp|tls)://[^\s/]+:\d+$")
     scheduler_sync_s: float = Field(5.0, gt=0)  # re-read retrain crons this often
     scheduler_poll_s: float = Field(1.0, gt=0)  # job-queue poll when no NOTIFY arrives
     scheduler_shutdown_s: float = Field(3.0, gt=0)
@@ -76,6 +87,10 @@ class Settings(BaseSettings):
     health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
     rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
     ingest_errors_retention_days: float = Field(30.0, gt=0)
+    # Dashboard (service.ui): signed-in sessions last this long; the CSRF tokens are signed
+    # with ui_secret (default: derived from the admin key, so every API process agrees).
+    ui_session_ttl_s: float = Field(43200.0, gt=0, le=30 * 86400)
+    ui_secret: SecretStr | None = None
     # The audio store (docs/audio.md). Live audio is kept this long after it *arrived*;
     # audio overlapping a baseline, a label or an alert (its span +- the margin) is pinned
     # for as long as that exists.

@@ -1,5 +1,6 @@
 """`earshot run`: prepare (admin key, database, migrations, broker) and supervise the API,
-worker and MQTT bridge processes in the foreground. SIGINT/SIGTERM stop them all."""
+worker(s) and MQTT bridge(s) in the foreground, restarting any that dies. SIGINT/SIGTERM
+stop them all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
@@ -18,6 +21,8 @@ from service.migrate import MigrationError, migrate
 from service.settings import Settings
 
 CHILD_STOP_TIMEOUT_S = 15.0
+RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0
+STABLE_S = 60.0
 
 
 def ensure_admin_key(settings: Settings) -> str:
@@ -61,7 +66,7 @@ def _check_database(settings: Settings) -> None:
                          f"{str(exc).strip().splitlines()[0]}") from exc
 
 
-def _mqtt_broker(settings: Settings) -> subprocess.Popen[bytes] | None:
+def _mqtt_broker(settings: Settings) -> Child | None:
     """Start a project-owned Mosquitto when nothing answers at EARSHOT_MQTT_URL."""
     url = urlparse(settings.mqtt_url)
     host, port = url.hostname or "127.0.0.1", url.port or 1883
@@ -76,7 +81,7 @@ def _mqtt_broker(settings: Settings) -> subprocess.Popen[bytes] | None:
                     # the rest silently while the bridge is down; keep a day at 1 Hz.
                     "max_queued_messages 100000\n")
     print(f"earshot: no MQTT broker at {settings.mqtt_url}: starting Mosquitto", flush=True)
-    return subprocess.Popen(["mosquitto", "-c", str(conf)])
+    return Child("mosquitto", ["mosquitto", "-c", str(conf)])
 
 
 def prepare(settings: Settings) -> dict[str, str]:
@@ -97,29 +102,97 @@ def prepare(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _children(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+@dataclass
+class Child:
+    """One supervised process and its restart state."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    delay_s: float = RESTART_FIRST_S
+    restart_at: float | None = None
+    restarts: int = 0
+    log_path: Path | None = None  # None: the supervisor's own stdout/stderr
+
+    def start(self) -> None:
+        if self.log_path is None:
+            self.proc = subprocess.Popen(self.args, env=self.env)
+        else:
+            with self.log_path.open("ab") as log:
+                self.proc = subprocess.Popen(self.args, env=self.env, stdout=log,
+                                             stderr=subprocess.STDOUT)
+        self.started_at, self.restart_at = time.monotonic(), None
+
+
+class Supervisor:
+    """Keeps its children running: one that exits (crash, OOM kill, SIGKILL) is started
+    again after a backoff of RESTART_FIRST_S doubling to RESTART_MAX_S, back to the first
+    delay once a run lasted STABLE_S. A restarted bridge resumes its MQTT session (same
+    client id) and gets every message it had not acknowledged."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+
+    def tend(self, now: float | None = None) -> list[Child]:
+        """Schedule restarts of exited children and start those due; the restarted."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for child in self.children:
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            if child.restart_at is None:
+                if now - child.started_at >= STABLE_S:
+                    child.delay_s = RESTART_FIRST_S
+                child.restart_at = now + child.delay_s
+                print(f"earshot: {child.name} exited ({child.proc.returncode}); restarting "
+                      f"in {child.delay_s:g} s", flush=True)
+                child.delay_s = min(child.delay_s * 2, RESTART_MAX_S)
+            elif now >= child.restart_at:
+                child.start()
+                child.restarts += 1
+                restarted.append(child)
+        return restarted
+
+    def stop(self) -> None:
+        running = [c.proc for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def bridge_client_id(base: str, index: int, count: int) -> str:
+    """Stable MQTT client id of bridge `index` of `count` (the base id when alone)."""
+    return base if count == 1 else f"{base}-{index + 1}"
+
+
+def service_children(settings: Settings, env: dict[str, str], workers: int = 1,
+                     bridges: int = 1) -> list[Child]:
     exe = [sys.executable, "-m", "service.cli"]
-    return [subprocess.Popen([*exe, name], env=env) for name in ("api", "worker", "bridge")]
+    children = [Child("api", [*exe, "api"], env)]
+    children += [Child(f"worker-{i + 1}", [*exe, "worker"], env) for i in range(workers)]
+    for i in range(bridges):
+        client_id = bridge_client_id(settings.mqtt_client_id, i, bridges)
+        children.append(Child(f"bridge-{i + 1}", [*exe, "bridge"],
+                              {**env, "EARSHOT_MQTT_CLIENT_ID": client_id}))
+    return children
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-
-
-def run_all(settings: Settings) -> int:
+def run_all(settings: Settings, workers: int = 1, bridges: int = 1) -> int:
     env = prepare(settings)
     broker = _mqtt_broker(settings)
-    children = _children(env)
-    if broker is not None:
-        children.append(broker)
+    supervisor = Supervisor(service_children(settings, env, workers, bridges)
+                            + ([broker] if broker is not None else []))
     stopping = False
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -128,15 +201,10 @@ def run_all(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    supervisor.start()
     print(f"earshot: API on http://{settings.host}:{settings.port}", flush=True)
-    code = 0
     while not stopping:
-        exited = [c for c in children if c.poll() is not None]
-        if exited:
-            code = exited[0].returncode or 1
-            print(f"earshot: a process exited ({exited[0].args!r}); stopping", flush=True)
-            break
+        supervisor.tend()
         time.sleep(0.5)
-    _stop(children)
-    return code
-
+    supervisor.stop()
+    return 0

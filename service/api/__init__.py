@@ -12,6 +12,7 @@ from service.api import (
     classifier,
     detectors,
     event_rules,
+    fleet,
     health,
     ingest,
     label_tracks,
@@ -19,6 +20,7 @@ from service.api import (
     machines,
     models,
     predictions,
+    reembed,
     scores,
     sensors,
     silences,
@@ -34,7 +36,9 @@ v1.include_router(sensors.router)
 v1.include_router(ingest.router)
 v1.include_router(audio.router)
 v1.include_router(spectrogram.router)
+v1.include_router(reembed.router)
 v1.include_router(scores.router)
+v1.include_router(fleet.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)

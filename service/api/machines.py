@@ -43,7 +43,7 @@ def create_machine(body: MachineCreate, conn: ConnDep, _: AdminDep) -> MachineOu
     return MachineOut(**row)
 
 
-def _parse_label_filters(filters: list[str]) -> tuple[dict[str, str], list[str]]:
+def parse_label_filters(filters: list[str]) -> tuple[dict[str, str], list[str]]:
     equal: dict[str, str] = {}
     present: list[str] = []
     for item in filters:
@@ -64,7 +64,7 @@ def _parse_label_filters(filters: list[str]) -> tuple[dict[str, str], list[str]]
 def list_machines(conn: ConnDep, _: ReaderDep, limit: Limit = 100, offset: Offset = 0,
                   kind: Annotated[str | None, Query(max_length=100)] = None,
                   label: LabelFilter = None) -> MachineList:
-    equal, present = _parse_label_filters(label or [])
+    equal, present = parse_label_filters(label or [])
     rows = machines.list_machines(conn, limit + 1, offset, kind=kind, labels=equal,
                                   label_keys=present)
     more = len(rows) > limit

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
 from service.classification.detection import machine_events
 from service.classification.rules import rule_from_row
-from service.deps import ConnDep, ReaderDep
+from service.deps import ReadConnDep, ReaderDep
 from service.errors import NotFoundError
 from service.queries import event_rules, model_configs
 from service.queries import predictions as prediction_queries
@@ -35,7 +35,7 @@ LabelQuery = Annotated[str | None, Query(pattern=LABEL_PATTERN, description="one
 EVENTS_MAX_WINDOWS = 200_000
 
 
-def _range(conn: ConnDep, machine_id: UUID, start: datetime | None,
+def _range(conn: ReadConnDep, machine_id: UUID, start: datetime | None,
            end: datetime | None) -> tuple[datetime, datetime]:
     start, end = time_range(start, end)
     if not model_configs.machine_exists(conn, machine_id):
@@ -44,7 +44,7 @@ def _range(conn: ConnDep, machine_id: UUID, start: datetime | None,
 
 
 @router.get("/predictions", response_model=PredictionPage)
-def list_predictions(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+def list_predictions(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, start: Start = None,
                      end: End = None, label: LabelQuery = None,
                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                      cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -75,7 +75,7 @@ def _buckets(rows: list[tuple[datetime, str, int]], plan: timeline.Plan) -> list
 
 
 @router.get("/classes", response_model=Classes)
-def get_classes(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+def get_classes(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, start: Start = None,
                 end: End = None,
                 step: Annotated[str | None, Query(
                     max_length=20, description="bucket width: 30s, 5m, 1h, 1d, 1w or "
@@ -92,7 +92,7 @@ def get_classes(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = No
 
 
 @router.get("/events", response_model=EventList)
-def list_events(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+def list_events(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, start: Start = None,
                 end: End = None, label: LabelQuery = None) -> EventList:
     """Sound events in [start, end): per sensor and class, from the window probabilities
     with smoothing, hysteresis, merging and a minimum duration (the machine's event rule

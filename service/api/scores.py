@@ -1,4 +1,5 @@
-"""`/v1/machines/{machine_id}/scores|timeline|health`: what the detectors said."""
+"""`/v1/machines/{machine_id}/scores|timeline|health`: what the detectors said. Scores and
+timelines read from the replica when one is configured (EARSHOT_DATABASE_READ_URL)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
+import psycopg
 from fastapi import APIRouter, Query, Response
 
 from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
-from service.deps import ConnDep, ReaderDep, SettingsDep
+from service.deps import ConnDep, ReadConnDep, ReaderDep, SettingsDep
 from service.errors import NotFoundError
 from service.queries import alerts as alert_queries
 from service.queries import rollups as rollup_queries
@@ -21,13 +23,13 @@ router = APIRouter(prefix="/machines", tags=["scores"])
 SOURCE_HEADER = "X-Earshot-Source"
 
 
-def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
+def _require_machine(conn: psycopg.Connection, machine_id: UUID) -> None:
     if not score_queries.machine_exists(conn, machine_id):
         raise NotFoundError(f"machine {machine_id} does not exist")
 
 
 @router.get("/{machine_id}/scores", response_model=ScorePage)
-def list_scores(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = None,
+def list_scores(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, start: Start = None,
                 end: End = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                 cursor: Annotated[str | None, Query(max_length=500)] = None) -> ScorePage:
     """Per-window scores in [start, end), oldest first, with keyset pagination."""
@@ -41,7 +43,7 @@ def list_scores(machine_id: UUID, conn: ConnDep, _: ReaderDep, start: Start = No
 
 
 @router.get("/{machine_id}/timeline", response_model=Timeline)
-def get_timeline(machine_id: UUID, conn: ConnDep, _: ReaderDep, response: Response,
+def get_timeline(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, response: Response,
                  start: Start = None, end: End = None,
                  step: Annotated[str | None, Query(
                      max_length=20, description="bucket width: 30s, 5m, 1h, 1d, 1w or "
@@ -67,7 +69,8 @@ def get_timeline(machine_id: UUID, conn: ConnDep, _: ReaderDep, response: Respon
 
 @router.get("/{machine_id}/health", response_model=Health)
 def get_health(machine_id: UUID, conn: ConnDep, settings: SettingsDep, _: ReaderDep) -> Health:
-    """ok, anomalous, no_data or untrained, with the newest score and the active model."""
+    """ok, watch, alarm (an anomaly alert fires), no_data or untrained, with the newest
+    score, the active model and the open alerts."""
     _require_machine(conn, machine_id)
     found = health.machine_health(conn, machine_id, datetime.now(UTC),
                                   settings.health_no_data_s)

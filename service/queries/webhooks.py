@@ -209,3 +209,24 @@ def list_deliveries(conn: psycopg.Connection, webhook_id: UUID, state: str | Non
 def redeliver(conn: psycopg.Connection, webhook_id: UUID,
               delivery_id: UUID) -> dict[str, Any] | None:
     return _one(conn, REDELIVER, (delivery_id, webhook_id))
+
+
+# The alert's own messages (alert.firing / .resolved / .acknowledged carry its id in
+# data.id) with each endpoint's delivery of them.
+ALERT_DELIVERIES = """
+SELECT d.id, d.webhook_id, w.url, m.event_type, d.state, d.attempts, d.last_status,
+       d.last_error, d.created_at, d.delivered_at
+FROM webhook_messages m
+JOIN webhook_deliveries d ON d.message_id = m.id
+JOIN webhooks w ON w.id = d.webhook_id
+WHERE m.machine_id = %s AND m.event_type LIKE 'alert.%%'
+  AND m.body::jsonb -> 'data' ->> 'id' = %s
+ORDER BY d.created_at DESC, d.id LIMIT %s
+"""
+
+
+def deliveries_for_alert(conn: psycopg.Connection, machine_id: UUID, alert_id: UUID,
+                         limit: int) -> list[dict[str, Any]]:
+    """Webhook deliveries of one alert's notifications, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(ALERT_DELIVERIES, (machine_id, str(alert_id), limit)).fetchall()

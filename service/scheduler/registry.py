@@ -19,6 +19,7 @@ from typing import Any
 BACKGROUND_LOOPS: list[str] = [
     "service.scoring.worker:run",
     "service.alerting.delivery:run",
+    "service.reembed:run",
 ]
 PERIODIC_JOBS: list[tuple[str, float]] = [
     ("service.scoring.rollups:refresh", 10.0),

@@ -60,10 +60,24 @@ class Recent(BaseModel):
     anomalous: int
 
 
+HealthLevel = Literal["ok", "watch", "alarm", "no_data", "untrained"]
+
+
+class OpenAlert(BaseModel):
+    id: UUID
+    type: str
+    starts_at: datetime
+    acknowledged: bool
+
+
 class Health(BaseModel):
     machine_id: UUID
-    state: Literal["ok", "anomalous", "no_data", "untrained"]
+    state: HealthLevel = Field(description="alarm: an anomaly alert is firing; watch: most "
+                               "recent windows above the threshold, no alert yet; ok; "
+                               "no_data; untrained")
+    reason: str = Field(description="why, in words")
     checked_at: datetime
     latest: ScoreOut | None = Field(description="the newest scored window")
     recent: Recent = Field(description="windows in the last `seconds` before the newest one")
     model: ActiveModel | None
+    open_alerts: list[OpenAlert] = Field(description="firing alerts of the machine")

@@ -35,9 +35,9 @@ from service.queries import labels as label_queries
 from service.queries import training_data as data_queries
 from service.queries.jobs import ClaimedJob
 from service.settings import Settings
-from service.training import classifier_audio
+from service.training import classifier_audio, compute
 from service.training.errors import TrainingError
-from service.training.targets import TrainedModel
+from service.training.targets import TrainedModel, compute_key
 
 TARGET = "classifier"
 CV_BLOCK_S = 60.0
@@ -209,7 +209,7 @@ def event_timing(data: LabelledSet, fitted: classifiers.FittedClassifier,
 
 
 def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
-             settings: Settings) -> TrainedModel:
+             max_windows: int) -> TrainedModel:
     ref, times = data.sensors[0], data.times
     blob, digest = classifier_artifact.dump(fitted.pipeline, data.config["algorithm"], {
         "machine_id": str(data.config["machine_id"]), "target": TARGET,
@@ -225,8 +225,7 @@ def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
         "conflicting_windows": data.conflicting, "cv_block_s": CV_BLOCK_S,
         "event_timing": event_timing(data, fitted),
         "training_window_s": data.config["training_window_s"],
-        "capped_at": settings.train_max_windows
-        if len(times) >= settings.train_max_windows else None,
+        "capped_at": max_windows if len(times) >= max_windows else None,
         "audio": data.audio,
     }
     return TrainedModel(
@@ -239,9 +238,17 @@ def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
 
 
 def train(settings: Settings, conn: psycopg.Connection, job: ClaimedJob) -> TrainedModel:
-    """Read in one short transaction, then cross-validate and fit with none open."""
+    """Read in one short transaction, then cross-validate and fit with none open (here or
+    on the Dask cluster)."""
     with conn.transaction():
         data = load_labelled(conn, settings, job.machine_id)
         if classifier_audio.needs_audio(data.config["algorithm"]):
             data = classifier_audio.with_audio(conn, data)
-    return to_model(data, fit(data), settings)
+    return compute.run(fit_model, data, settings.train_max_windows,
+                       scheduler=settings.dask_scheduler, key=compute_key(job))
+
+
+def fit_model(data: LabelledSet, max_windows: int) -> TrainedModel:
+    """The CPU-heavy part, pure (no database, no settings): runs in this process or on a
+    Dask worker (`service.training.compute`)."""
+    return to_model(data, fit(data), max_windows)

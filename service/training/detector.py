@@ -21,8 +21,9 @@ from service.queries import model_configs
 from service.queries import training_data as data_queries
 from service.queries.jobs import ClaimedJob
 from service.settings import Settings
+from service.training import compute
 from service.training.errors import TrainingError
-from service.training.targets import TrainedModel
+from service.training.targets import TrainedModel, compute_key
 
 SELECT_NOW = "SELECT now()"
 
@@ -88,7 +89,8 @@ def fit(training: TrainingSet) -> BaseDetector:
     return detector
 
 
-def to_model(training: TrainingSet, detector: BaseDetector, settings: Settings) -> TrainedModel:
+def to_model(training: TrainingSet, detector: BaseDetector,
+             max_windows: int) -> TrainedModel:
     config, times = training.config, training.windows.times
     blob, digest = artifact.dump(detector, {
         "machine_id": str(config["machine_id"]), "target": config["target"],
@@ -102,8 +104,7 @@ def to_model(training: TrainingSet, detector: BaseDetector, settings: Settings) 
         "excluded_sensors": training.excluded,
         "baseline_ranges": len(training.ranges),
         "training_window_s": config["training_window_s"],
-        "capped_at": settings.train_max_windows
-        if len(times) >= settings.train_max_windows else None,
+        "capped_at": max_windows if len(times) >= max_windows else None,
         "n_fit_windows": detector.n_train_windows_,
         "n_holdout_windows": detector.n_holdout_windows_,
     }
@@ -120,8 +121,15 @@ def to_model(training: TrainingSet, detector: BaseDetector, settings: Settings) 
 
 
 def train(settings: Settings, conn: psycopg.Connection, job: ClaimedJob) -> TrainedModel:
-    """Read in one short transaction, then fit with no transaction open."""
+    """Read in one short transaction, then fit with no transaction open (here or on the
+    Dask cluster)."""
     with conn.transaction():
         training = load_training_set(conn, settings, job.machine_id, job.target)
-    detector = fit(training)
-    return to_model(training, detector, settings)
+    return compute.run(fit_model, training, settings.train_max_windows,
+                       scheduler=settings.dask_scheduler, key=compute_key(job))
+
+
+def fit_model(training: TrainingSet, max_windows: int) -> TrainedModel:
+    """The CPU-heavy part, pure (no database, no settings): runs in this process or on a
+    Dask worker (`service.training.compute`)."""
+    return to_model(training, fit(training), max_windows)

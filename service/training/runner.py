@@ -33,6 +33,7 @@ from service.queries import models as model_queries
 from service.queries.jobs import ClaimedJob
 from service.settings import Settings
 from service.training import events, models
+from service.training.compute import ClusterUnavailableError
 from service.training.errors import TrainingError
 from service.training.targets import TrainedModel, trainer_for
 
@@ -40,6 +41,7 @@ log = logging.getLogger("earshot.training")
 STALE_REQUEUED = "re-queued: the process running it stopped sending heartbeats"
 STALE_FAILED = "failed: the process running it died on every one of its {n} attempts"
 SHUTDOWN_RELEASED = "re-queued: the scheduler shut down during training"
+CLUSTER_RELEASED = "re-queued: the Dask cluster was unavailable ({error})"
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,12 @@ def execute(settings: Settings, pool: ConnectionPool, job: ClaimedJob) -> Outcom
         return fail(settings, pool, job, str(exc))
     except (psycopg.OperationalError, PoolTimeout):
         raise  # database gone: leave the job running; it is re-queued once stale
+    except ClusterUnavailableError as exc:
+        # Not the job's fault: back in the queue at once, for whichever worker (or this
+        # one, after a pause) reaches the cluster.
+        with pool.connection() as conn, conn.transaction():
+            jobs.release(conn, job.id, job.attempts, CLUSTER_RELEASED.format(error=exc))
+        raise
     except Exception as exc:
         log.exception("training job %s crashed", job.id)
         return fail(settings, pool, job, f"internal error: {type(exc).__name__}: {exc}")
@@ -190,8 +198,9 @@ class Runner:
     def _guarded(self, step: Any) -> Any:
         try:
             return step()
-        except (psycopg.Error, PoolTimeout) as exc:
-            log.warning("job runner: database unavailable (%s); retrying", exc)
+        except (psycopg.Error, PoolTimeout, ClusterUnavailableError) as exc:
+            log.warning("job runner: database or Dask cluster unavailable (%s); retrying",
+                        exc)
             self.stop.wait(self.settings.scheduler_poll_s)
             return None
 

@@ -55,3 +55,8 @@ def trainer_for(target: str) -> Trainer:
     module_name, _, function = TRAINERS[target].partition(":")
     trainer: Trainer = getattr(importlib.import_module(module_name), function)
     return trainer
+
+
+def compute_key(job: ClaimedJob) -> str:
+    """The Dask task key of one attempt of a job."""
+    return f"earshot-train-{job.target}-{job.id}-attempt-{job.attempts}"

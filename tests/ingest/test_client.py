@@ -23,6 +23,7 @@ import pytest
 import soundfile as sf
 
 from ingest import client_cli
+from ingest.audio_shipper import AudioShipper
 from ingest.client import (
     BrokerRefusedError,
     MqttSender,
@@ -391,3 +392,25 @@ def test_realtime_stream_sends_each_window_once_it_has_been_heard(
                         progress=False)
     assert totals.accepted == 2
     assert sent_at[0] >= 1.0 and sent_at[1] >= 2.0  # window k is complete at (k + 1) s
+
+
+def test_stream_sends_audio_that_agrees_with_its_windows(shared: Shared, folder: Path) -> None:
+    """--send-audio: windows first, then FLAC chunks of at least 3 s after the windows they
+    cover; the server's windows from that audio agree with the sent ones (else 422), every
+    sample of the three real files is held, and a re-run stores nothing twice."""
+    sensor = make_sensor(shared.admin)
+    start = start_us()
+    for run in range(2):
+        with SensorClient(shared.url, sensor.id, sensor.token) as client:
+            audio = AudioShipper(client, chunk_s=3.0)
+            totals = stream(client, find_recordings(folder), start, batch=2, realtime=False,
+                            progress=False, audio=audio)
+        assert (totals.accepted, totals.duplicates) == ((25, 0) if run == 0 else (0, 25))
+        # 4 + 4 + rest windows of the two 10 s files, 4 + 1 of the 5 s one (batches of 2)
+        assert audio.shipped.chunks == 3 + 3 + 2
+    chunks = shared.db.execute("SELECT count(*), sum(frames::float8 / sample_rate) FROM "
+                               "audio_chunks WHERE sensor_id = %s", (sensor.id,)).fetchone()
+    durations = [sf.info(path).duration for path in sorted(folder.iterdir())]
+    assert chunks is not None and chunks[0] == 8
+    assert chunks[1] == pytest.approx(sum(durations), abs=1e-3)
+    assert accepted_total(shared.db, sensor.id) == 25

@@ -26,9 +26,18 @@ from service.settings import Settings
 from tests.conftest import ADMIN_KEY
 
 PUBLIC, READ, ADMIN, SENSOR_WRITE = "public", "read", "admin", "sensor-write"
+# Dashboard pages: the caller signs in with its token (POST /sign-in) and calls the page
+# with the session cookie (and the CSRF header when it changes state).
+UI_PUBLIC, UI_READ, UI_ADMIN = "ui-public", "ui-read", "ui-admin"
 RIGHTS: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): PUBLIC, ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC, ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/sign-in"): UI_PUBLIC, ("POST", "/sign-in"): UI_PUBLIC,
+    ("POST", "/sign-out"): UI_READ, ("GET", "/"): UI_READ,
+    ("GET", "/machines/{machine_id}"): UI_READ, ("GET", "/machines/{machine_id}/models"): UI_READ,
+    ("GET", "/alerts"): UI_READ, ("GET", "/alerts/{alert_id}"): UI_READ,
+    ("GET", "/setup"): UI_ADMIN, ("POST", "/setup/machines"): UI_ADMIN,
+    ("GET", "/v1/fleet"): READ,
     ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC,
     ("POST", "/v1/api-keys"): ADMIN, ("GET", "/v1/api-keys"): ADMIN,
     ("DELETE", "/v1/api-keys/{key_id}"): ADMIN,
@@ -44,6 +53,8 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("POST", "/v1/sensors/{sensor_id}/audio"): SENSOR_WRITE,
     ("GET", "/v1/sensors/{sensor_id}/audio"): READ,
     ("GET", "/v1/machines/{machine_id}/spectrogram"): READ,
+    ("POST", "/v1/sensors/{sensor_id}/reembed"): ADMIN,
+    ("GET", "/v1/sensors/{sensor_id}/reembed/{job_id}"): READ,
     ("GET", "/v1/sensors/{sensor_id}/ingest-errors"): READ,
     ("GET", "/v1/machines/{machine_id}/scores"): READ,
     ("GET", "/v1/machines/{machine_id}/timeline"): READ,
@@ -91,7 +102,9 @@ RIGHTS: dict[tuple[str, str], str] = {
 CALLERS = ["none", "garbage", "revoked", "other_sensor", "own_sensor", "read", "admin_key",
            "admin"]
 ALLOWED = {PUBLIC: set(CALLERS), READ: {"read", "admin_key", "admin"},
-           ADMIN: {"admin_key", "admin"}, SENSOR_WRITE: {"own_sensor", "admin_key", "admin"}}
+           ADMIN: {"admin_key", "admin"}, SENSOR_WRITE: {"own_sensor", "admin_key", "admin"},
+           UI_PUBLIC: set(CALLERS), UI_READ: {"read", "admin_key", "admin"},
+           UI_ADMIN: {"admin_key", "admin"}}
 UNAUTHENTICATED = {"none", "garbage", "revoked"}
 
 
@@ -112,6 +125,7 @@ class World:
     ids: dict[str, str]  # path parameter -> a real id
     victims: dict[str, str]  # ids that DELETE and token rotation may destroy
     tokens: dict[str, str | None]
+    sessions: dict[str, dict[str, str]]  # caller -> request headers of its dashboard session
 
 
 def _created(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +176,26 @@ def world(settings: Settings) -> Iterator[World]:
         tokens = {"none": None, "garbage": "esk_" + "g" * 43, "revoked": revoked["key"],
                   "other_sensor": other["ingest_token"], "own_sensor": sensor["ingest_token"],
                   "read": read["key"], "admin_key": admin["key"], "admin": ADMIN_KEY}
-        yield World(client, ids, victims, tokens)
+        yield World(client, ids, victims, tokens, _sessions(client, tokens))
+
+
+def _sessions(client: TestClient, tokens: dict[str, str | None]) -> dict[str, dict[str, str]]:
+    """Sign every caller in through the form; callers whose token cannot sign in (none,
+    garbage, revoked, sensor tokens) get no session cookie. The client's own cookie jar is
+    emptied each time, so API calls of the matrix never carry a session."""
+    result = {}
+    for caller, token in tokens.items():
+        client.cookies.clear()
+        client.get("/sign-in")
+        csrf = client.cookies.get("csrftoken")
+        assert csrf
+        client.post("/sign-in", data={"key": token or "", "csrf_token": csrf},
+                    follow_redirects=False)
+        session = client.cookies.get("earshot_session")
+        cookie = f"csrftoken={csrf}" + (f"; earshot_session={session}" if session else "")
+        result[caller] = {"Cookie": cookie, "x-csrftoken": csrf}
+    client.cookies.clear()
+    return result
 
 
 def concrete(world: World, method: str, path: str) -> str:
@@ -188,16 +221,29 @@ def test_access_matrix(world: World, settings: Settings) -> None:
             token = world.tokens[caller]
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             body = {} if method in ("POST", "PUT", "PATCH") else None
-            status = world.client.request(method, url, json=body, headers=headers).status_code
+            if right.startswith("ui-"):
+                headers = world.sessions[caller]
+            status = world.client.request(method, url, json=body, headers=headers,
+                                          follow_redirects=False).status_code
             checked += 1
             if caller in ALLOWED[right]:
                 ok = status not in (401, 403) and status < 500
+            elif right.startswith("ui-"):
+                ok = status == _ui_refusal(method, caller)
             else:
                 ok = status == (401 if caller in UNAUTHENTICATED else 403)
             if not ok:
                 failures.append(f"{method} {path} as {caller} ({right}): {status}")
     print(f"access matrix: {checked} requests")
     assert not failures, "\n".join(failures)
+
+
+def _ui_refusal(method: str, caller: str) -> int:
+    """A signed-in read session is forbidden admin pages; without a session a page
+    redirects to the sign-in page and anything else answers 401."""
+    if caller == "read":
+        return 403
+    return 303 if method == "GET" else 401
 
 
 def test_reads_by_authorized_callers_succeed(world: World, settings: Settings) -> None:
@@ -208,6 +254,10 @@ def test_reads_by_authorized_callers_succeed(world: World, settings: Settings) -
                 and "{job_id}" not in path and "{version}" not in path \
                 and not path.endswith(("/detector", "/classifier", "/audio", "/spectrogram")):
             response = world.client.get(concrete(world, method, path), headers=headers)
+            assert response.status_code == 200, f"{path}: {response.text}"
+        if method == "GET" and RIGHTS[(method, path)] == UI_READ and "{alert_id}" not in path:
+            response = world.client.get(concrete(world, method, path),
+                                        headers=world.sessions["read"])
             assert response.status_code == 200, f"{path}: {response.text}"
 
 

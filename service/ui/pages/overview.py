@@ -1,0 +1,36 @@
+"""`/`: the fleet overview, worst first, refreshing itself (the same
+service.scoring.fleet.overview as `GET /v1/fleet`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from service.api.machines import parse_label_filters
+from service.deps import ConnDep, SettingsDep
+from service.queries import fleet as fleet_queries
+from service.scoring import fleet
+from service.scoring.health import LEVELS
+from service.ui.auth import UiReader
+from service.ui.render import page
+
+router = APIRouter(include_in_schema=False)
+REFRESH_S = 10
+MAX_MACHINES = 5000
+
+
+@router.get("/")
+def overview(request: Request, conn: ConnDep, settings: SettingsDep, principal: UiReader,
+             kind: Annotated[str | None, Query(max_length=100)] = None,
+             label: Annotated[str | None, Query(max_length=300)] = None) -> Response:
+    kind = kind or None
+    equal, present = parse_label_filters([label] if label else [])
+    rows = fleet.overview(conn, datetime.now(UTC), settings.health_no_data_s, MAX_MACHINES,
+                          kind=kind, labels=equal, label_keys=present)
+    counts = {state: sum(r["state"] == state for r in rows) for state in LEVELS}
+    return page(request, "overview.html", principal, nav="fleet", machines=rows,
+                counts=counts, kinds=fleet_queries.kinds(conn), kind=kind or "",
+                label=label or "", refresh_s=REFRESH_S)
