@@ -40,7 +40,7 @@ NO_AUGMENT = {"gain_db": 0.0, "time_shift": False, "background": 0.0, "freq_mask
               "time_mask": 0, "mixup": 0.0}
 # Pretraining of the embedding network: the auxiliary label is the recording a window
 # comes from (needs no annotation), on every recording held, as the service would.
-PRETRAIN = {"max_epochs": 30, "patience": 5}
+PRETRAIN: dict[str, Any] = {"max_epochs": 30, "patience": 5}
 EMBEDDING = OUT_DIR / "esc10_embedding.pkl"
 STATISTICAL = ("logreg", "random_forest", "mlp")
 GROWTH_SHARES = (0.25, 0.5, 1.0)
@@ -58,7 +58,7 @@ def load_esc10(data_dir: Path) -> dict[str, np.ndarray]:
             "labels": np.array([r["label"] for r in rows]),
             "folds": np.array([int(Path(r["path"]).name.split("__")[2][0]) for r in rows])}
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE, **data)
+    np.savez(CACHE, **data)  # type: ignore[arg-type]  # numpy stubs: savez(file, *args)
     return data
 
 

@@ -90,7 +90,7 @@ def test_labels_without_stored_audio_are_refused(admin: TestClient, settings: Se
         vectors = embed(load_16k(esc10_clips(label)[0]), 16000)
         at = t0 + timedelta(seconds=10 * k)
         body = {"windows": [{"t": (at + timedelta(seconds=i)).isoformat(),
-                             "values": v.tolist()} for i, v in enumerate(vectors)]}
+                             "v": v.tolist()} for i, v in enumerate(vectors)]}
         sent = admin.post(f"/v1/sensors/{sensor_id}/embeddings", json=body)
         assert sent.status_code == 200, sent.text
         assert admin.post(f"/v1/machines/{machine_id}/labels", json={
