@@ -1,5 +1,6 @@
-# Production image: one image, three commands (`earshot api`, `earshot scheduler`,
-# `earshot bridge`), plus `earshot migrate` as a one-shot. The install steps mirror
+# Production image: one image, three commands (`earshot api`, `earshot worker`,
+# `earshot bridge`), plus `earshot migrate` as a one-shot; `dask scheduler|worker` (entrypoint
+# override) for training on Dask. The install steps mirror
 # scripts/setup.sh: torch first on its exact CPU pin, then the project under constraints.txt.
 FROM python:3.11-slim-bookworm
 

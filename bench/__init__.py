@@ -8,9 +8,13 @@ BENCHMARKS = [
     "bench.training",
     "bench.embedding",
     "bench.quality",
+    "bench.robustness",
     "bench.ingest",
     "bench.alert_latency",
     "bench.timeline",
     "bench.quality_api",
+    "bench.audio",
+    "bench.dashboard",
+    "bench.scaling",
     "bench.esc10_cnn",
 ]

@@ -152,23 +152,27 @@ def score(model: nn.Sequential, y: np.ndarray) -> BaselineScores:
 
 
 def dcase_baseline_scores(
-    train_files: Sequence[Clip | str],
-    test_files: Sequence[Clip | str],
+    train_files: Sequence[Clip | str | np.ndarray],
+    test_files: Sequence[Clip | str | np.ndarray],
     data_dir: Path = DATA_DIR,
     seed: int = 0,
     min_steps: int = 0,
 ) -> tuple[list[BaselineScores], TrainInfo]:
     """Train the baseline on ``train_files`` (normal audio) and score every test file.
 
-    Files are paths relative to the data dir (or :class:`Clip` parts of them). Returns
+    Files are paths relative to the data dir (or :class:`Clip` parts of them), or 16 kHz
+    samples already loaded (e.g. with noise mixed in). Returns
     one :class:`BaselineScores` per test file, in order, and what training did. The
     published 100 epochs are run; ``min_steps`` adds epochs until at least that many
     optimiser steps are taken (100 epochs of a few clips are only a few hundred steps).
     """
-    vectors = np.concatenate([vector_array(load_16k(clip, data_dir)) for clip in train_files])
+    def load(clip: Clip | str | np.ndarray) -> np.ndarray:
+        return clip if isinstance(clip, np.ndarray) else load_16k(clip, data_dir)
+
+    vectors = np.concatenate([vector_array(load(clip)) for clip in train_files])
     epochs = max(EPOCHS, math.ceil(min_steps / batches_per_epoch(vectors.shape[0])))
     # One thread: these layers are too small for two threads to pay off on a shared box.
     with torch_threads(1):
         model, info = train(vectors, seed, epochs)
-        scores = [score(model, load_16k(clip, data_dir)) for clip in test_files]
+        scores = [score(model, load(clip)) for clip in test_files]
     return scores, info

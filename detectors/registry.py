@@ -12,6 +12,7 @@ from typing import Any
 
 from .autoencoder import AutoencoderDetector
 from .base import BaseDetector
+from .domain import DomainNearestDetector
 from .ecod import ECODDetector
 from .errors import UnknownAlgorithmError
 from .gaussian import GMMDetector, MahalanobisDetector
@@ -28,11 +29,17 @@ ALGORITHMS: dict[str, type[BaseDetector]] = {
         ECODDetector,
         MahalanobisDetector,
         AutoencoderDetector,
+        DomainNearestDetector,
     )
 }
 
+# What a machine without a chosen detector trains: the detector that held best under noise
+# and changing operating conditions in BENCHMARKS.md (robustness section).
+RECOMMENDED = "domain_nn"
+
 __all__ = [
     "ALGORITHMS",
+    "RECOMMENDED",
     "build",
     "get_algorithm",
     "list_algorithms",
@@ -55,6 +62,7 @@ def list_algorithms() -> list[dict[str, Any]]:
     return [
         {
             "name": name,
+            "recommended": name == RECOMMENDED,
             "description": cls.description,
             "params": [spec.to_dict() for spec in cls.algorithm_specs()],
         }

@@ -5,20 +5,27 @@ windows it covers, so the server checks that the windows it computes from that a
 agree with the ones the sensor sent (docs/audio.md). The last chunk of a file carries the
 file's trailing part-window too: every sample heard is kept. Chunks are FLAC (lossless)
 at the file's own rate and channels; a retried chunk is stored once, like windows.
+Over MQTT the chunks go to the sensor's audio topic (docs/mqtt.md).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import soundfile as sf
 
 from ingest.audio_chunks import flac_subtype
-from ingest.client import SensorClient
 from ingest.playback import SPEC, Recording
 
 FLAC_TYPE = "audio/flac"
+
+
+class AudioUploader(Protocol):
+    """Where chunks go: `SensorClient` (HTTP) or `MqttSender` (the audio topic)."""
+
+    def upload_audio(self, audio: bytes, *, start_us: int, content_type: str) -> Any: ...
 
 
 @dataclass
@@ -30,7 +37,7 @@ class ShippedAudio:
 class AudioShipper:
     """Tracks, per file, which windows' audio has been sent."""
 
-    def __init__(self, client: SensorClient, chunk_s: float = 10.0) -> None:
+    def __init__(self, client: AudioUploader, chunk_s: float = 10.0) -> None:
         self.client, self.chunk_s = client, chunk_s
         self.shipped = ShippedAudio()
         self._file: tuple[Recording, int] | None = None

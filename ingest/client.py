@@ -28,10 +28,13 @@ from uuid import UUID
 import httpx
 import numpy as np
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
 
 from ingest.codec import BINARY_TYPE, encode_binary, to_rfc3339
 from ingest.mqtt import (
+    AUDIO_TOPIC,
     DEFAULT_TOPIC,
+    audio_properties,
     connect_async,
     parse_mqtt_url,
     persistent_client,
@@ -228,9 +231,11 @@ class MqttSender:
 
     def __init__(self, broker_url: str, sensor_id: UUID | str, *,
                  topic_pattern: str = DEFAULT_TOPIC, client_id: str | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None,
+                 audio_topic_pattern: str = AUDIO_TOPIC) -> None:
         self.sensor_id = UUID(str(sensor_id))
         self.topic = sensor_topic(self.sensor_id, topic_pattern)
+        self.audio_topic = sensor_topic(self.sensor_id, audio_topic_pattern)
         self.retry = retry or RetryPolicy()
         broker = parse_mqtt_url(broker_url)
         self._acked: dict[int, mqtt.ReasonCode] = {}
@@ -247,9 +252,20 @@ class MqttSender:
             self._cond.notify_all()
 
     def send_windows(self, times_us: np.ndarray, values: np.ndarray) -> None:
+        self._publish(self.topic, windows_json(times_us, values))
+
+    def upload_audio(self, audio: bytes, *, start_us: int,
+                     content_type: str = "application/octet-stream") -> None:
+        """One audio file to the audio topic, its start time in a user property; returns
+        after the PUBACK (the audio bridge stores it like ``POST /v1/sensors/{id}/audio``)."""
+        self._publish(self.audio_topic, audio,
+                      audio_properties(to_rfc3339(start_us), content_type))
+
+    def _publish(self, topic: str, payload: bytes | str,
+                 properties: Properties | None = None) -> None:
         # PUBACKs are tracked by mid, not MQTTMessageInfo, which refuses to report on a
         # message published while disconnected even after paho delivered it.
-        mid = self._client.publish(self.topic, windows_json(times_us, values), qos=1).mid
+        mid = self._client.publish(topic, payload, qos=1, properties=properties).mid
         deadline = time.monotonic() + self.retry.give_up_after_s
         with self._cond:
             while mid not in self._acked:
@@ -261,7 +277,7 @@ class MqttSender:
                 self._cond.wait(min(left, 1.0))
             reason = self._acked.pop(mid)
         if reason.is_failure:
-            raise BrokerRefusedError(f"the MQTT broker refused the publish to {self.topic}: "
+            raise BrokerRefusedError(f"the MQTT broker refused the publish to {topic}: "
                                      f"{reason}")
 
     def close(self) -> None:

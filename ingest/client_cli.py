@@ -6,7 +6,8 @@
     earshot sensor upload --url ... --sensor-id ID --token est_... --baseline FOLDER
 
 `stream` computes logmel-v1 locally window by window and sends batches (HTTP binary, or
-MQTT QoS 1), with --send-audio also the audio they came from (FLAC chunks, HTTP); `upload`
+MQTT QoS 1), with --send-audio also the audio they came from (FLAC chunks, over HTTP or to
+the sensor's MQTT audio topic); `upload`
 posts each file to the audio endpoint. Both retry while the service is unreachable and are
 safe to re-run with the same --start: stored windows and audio are deduplicated.
 The token may also come from EARSHOT_SENSOR_TOKEN (keeps it out of the process list).
@@ -197,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=None, help="windows per request "
                                                            "(default 1 realtime, else 50)")
     s.add_argument("--send-audio", action="store_true", help="also send the audio (FLAC, "
-                   "HTTP only) after the windows it covers; the server keeps it and checks "
+                   "over HTTP or MQTT) after the windows it covers; the server keeps it and checks "
                    "that it yields the windows sent")
     s.add_argument("--audio-chunk-s", type=float, default=10.0, metavar="SECONDS",
                    help="with --send-audio: seconds of audio per request (default 10)")
@@ -208,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sender(args: argparse.Namespace, retry: RetryPolicy) -> WindowSender:
+def _sender(args: argparse.Namespace, retry: RetryPolicy) -> SensorClient | MqttSender:
     if args.mqtt:
         return MqttSender(args.mqtt, args.sensor_id, retry=retry)
     return SensorClient(args.url, args.sensor_id, args.token, retry=retry)
@@ -221,8 +222,6 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--sensor-id {args.sensor_id!r} is not a sensor id (a UUID)"
     if args.command == "stream" and args.batch is not None and args.batch < 1:
         return "--batch must be at least 1"
-    if args.command == "stream" and args.send_audio and args.mqtt:
-        return "--send-audio needs --url (audio goes over HTTP)"
     if args.command == "stream" and args.mqtt:
         return None
     if not args.url:
@@ -246,8 +245,7 @@ def _run(args: argparse.Namespace) -> Totals:
             return upload(client, recordings, start_us, baseline=args.baseline,
                           label=args.label, progress=not args.quiet)
     sender = _sender(args, retry)
-    audio = (AudioShipper(sender, args.audio_chunk_s)
-             if args.send_audio and isinstance(sender, SensorClient) else None)
+    audio = AudioShipper(sender, args.audio_chunk_s) if args.send_audio else None
     try:
         totals = stream(sender, recordings, start_us, args.batch or (1 if realtime else 50),
                         realtime, progress=not args.quiet, audio=audio)

@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 
 from ingest.errors import BatchValidationError, PayloadTooLargeError, UnsupportedMediaTypeError
 
@@ -161,7 +162,14 @@ def _json_name(value: Any) -> str:
 
 
 def _loads(text: bytes, line: int | None = None) -> Any:
-    """json.loads, turning every failure into a 400 problem that says where it is."""
+    """orjson (several times faster) for what it accepts; anything it refuses goes through
+    json.loads, whose acceptance and messages the API documents (NaN tokens become 422s,
+    UTF-16 bodies parse, big integers are reported), turning every failure into a 400
+    problem that says where it is. Both give the same values for what both accept."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
     where = "in the body" if line is None else f"window {line} (line {line + 1}): JSON"
     try:
         return json.loads(text)

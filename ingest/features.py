@@ -50,6 +50,9 @@ import numpy as np
 
 LOGMEL_V1 = "logmel-v1"
 LOGMEL_V1_H250 = "logmel-v1-h250"
+# What a sensor created without `embedding` gets: the kind that held best in BENCHMARKS.md
+# (robustness section; pooled variants measured there did no better under noise).
+RECOMMENDED = LOGMEL_V1
 RESAMPLE_TYPE = "soxr_hq"
 _BLOCK = 256  # overlapping windows embedded per librosa call
 

@@ -12,6 +12,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 DEFAULT_TOPIC = "earshot/sensors/+/embeddings"
+# One audio file (WAV, FLAC or Ogg) per message; the time of its first sample travels in
+# the MQTT v5 user property START_PROPERTY as RFC 3339 (docs/mqtt.md, "Audio").
+AUDIO_TOPIC = "earshot/sensors/+/audio"
+START_PROPERTY = "start"
 SESSION_EXPIRY_S = 7 * 24 * 3600
 KEEPALIVE_S = 30
 
@@ -83,3 +87,12 @@ def shared_filter(pattern: str, group: str | None) -> str:
     if any(c in group for c in "/+#") or not group.strip():
         raise ValueError(f"MQTT share group must be one topic level, got {group!r}")
     return f"$share/{group}/{pattern}"
+
+
+def audio_properties(start_rfc3339: str, content_type: str) -> Properties:
+    """PUBLISH properties of an audio message: its start time (user property) and the
+    MQTT v5 content type (informative; the server reads the container from the bytes)."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [(START_PROPERTY, start_rfc3339)]
+    props.ContentType = content_type
+    return props

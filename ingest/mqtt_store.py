@@ -19,7 +19,14 @@ import psycopg
 
 from ingest.codec import JSON_TYPE, Batch, BatchLimits, parse_batch
 from ingest.errors import IngestError
-from ingest.store import insert_windows, record_ingest_error, sensor_dim
+from ingest.store import (
+    SensorBatch,
+    UnknownSensorError,
+    insert_batches,
+    insert_windows,
+    record_ingest_error,
+    sensor_dim,
+)
 from service.settings import Settings
 
 SOURCE = "mqtt"
@@ -130,22 +137,51 @@ def store_group(conn: psycopg.Connection, validator: Validator, dims: DimCache,
                 rejected += 1
                 continue
             by_sensor.setdefault(sensor_id, []).append((msg, batch))
-        for sensor_id, items in by_sensor.items():
-            stored, refused = _store_sensor(conn, sensor_id, items)
-            accepted, rejected = accepted + stored, rejected + refused
+        stored, refused = _store_sensors(conn, by_sensor)
+    return accepted + stored, rejected + refused
+
+
+def _store_sensors(conn: psycopg.Connection,
+                   by_sensor: dict[UUID, list[tuple[Inbound, Batch]]]) -> tuple[int, int]:
+    """Every sensor's messages of the group in one statement (`insert_batches`); should
+    the database refuse it, sensor by sensor, then message by message."""
+    if not by_sensor:
+        return 0, 0
+    batches = [SensorBatch(sensor_id, np.concatenate([b.times_us for _, b in items]),
+                           np.concatenate([b.values for _, b in items]))
+               for sensor_id, items in by_sensor.items()]
+    try:
+        with conn.transaction():  # a savepoint: only this insert is undone if refused
+            # ON CONFLICT DO NOTHING also skips a window repeated across messages.
+            results = insert_batches(conn, batches)
+    except _REFUSALS:
+        done = [_store_sensor(conn, s, items) for s, items in by_sensor.items()]
+        return sum(d[0] for d in done), sum(d[1] for d in done)
+    accepted = rejected = 0
+    for (sensor_id, items), result in zip(by_sensor.items(), results, strict=True):
+        if result is None:  # deleted within the dims cache's TTL
+            for msg, _ in items:
+                _dead_letter(conn, msg, sensor_id, f"unknown sensor {sensor_id}")
+            rejected += len(items)
+        else:
+            accepted += result.accepted
     return accepted, rejected
 
 
 def _store_sensor(conn: psycopg.Connection, sensor_id: UUID,
                   items: list[tuple[Inbound, Batch]]) -> tuple[int, int]:
-    """All of a sensor's messages in the group as one insert (a message costs ~10 round
-    trips on its own); should the database refuse that, message by message."""
+    """All of a sensor's messages in the group as one insert; should the database refuse
+    that, message by message."""
     times = np.concatenate([batch.times_us for _, batch in items])
     values = np.concatenate([batch.values for _, batch in items])
     try:
         with conn.transaction():  # a savepoint: only this insert is undone if refused
             # ON CONFLICT DO NOTHING also skips a window repeated across messages.
             return insert_windows(conn, sensor_id, times, values).accepted, 0
+    except UnknownSensorError:  # deleted within the dims cache's TTL
+        for msg, _ in items:
+            _dead_letter(conn, msg, sensor_id, f"unknown sensor {sensor_id}")
+        return 0, len(items)
     except _REFUSALS:
         pass  # find which message it was, below
     results = [_store_one(conn, sensor_id, msg, batch) for msg, batch in items]

@@ -346,6 +346,24 @@ CREATE TABLE public.labels (
 
 
 --
+-- Name: machine_conditions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.machine_conditions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    machine_id uuid NOT NULL,
+    start_at timestamp with time zone NOT NULL,
+    end_at timestamp with time zone NOT NULL,
+    name text NOT NULL,
+    attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
+    source text DEFAULT 'user'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT machine_conditions_check CHECK ((start_at < end_at)),
+    CONSTRAINT machine_conditions_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
+
+--
 -- Name: machines; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -793,6 +811,14 @@ ALTER TABLE ONLY public.labels
 
 
 --
+-- Name: machine_conditions machine_conditions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.machine_conditions
+    ADD CONSTRAINT machine_conditions_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: machines machines_name_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1051,6 +1077,13 @@ CREATE INDEX labels_machine_idx ON public.labels USING btree (machine_id, start_
 
 
 --
+-- Name: machine_conditions_machine_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX machine_conditions_machine_idx ON public.machine_conditions USING btree (machine_id, start_at);
+
+
+--
 -- Name: machines_labels_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1278,6 +1311,14 @@ ALTER TABLE ONLY public.labels
 
 
 --
+-- Name: machine_conditions machine_conditions_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.machine_conditions
+    ADD CONSTRAINT machine_conditions_machine_id_fkey FOREIGN KEY (machine_id) REFERENCES public.machines(id) ON DELETE CASCADE;
+
+
+--
 -- Name: model_configs model_configs_machine_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1368,4 +1409,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206000120'),
     ('20261206000121'),
     ('20261206000130'),
+    ('20261206000150'),
     ('20261206000160');

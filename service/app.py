@@ -11,12 +11,15 @@ import numpy as np
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from ingest.group_commit import GroupCommitter
 from service import logs, metrics, problems
-from service.api import health, v1
+from service.api import embeddings, health, v1
+from service.api.embeddings import TargetCache
 from service.bodylimit import BodyLimit
 from service.db import make_pool
 from service.ratelimit import RateLimiter
 from service.schemas.problem import PROBLEM_RESPONSES
+from service.security import PrincipalCache
 from service.settings import Settings, get_settings
 from service.ui import mount as ui
 
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
         try:
             yield
         finally:
+            committer.close()  # the batches already queued are committed and answered
             if owned_pool:
                 the_pool.close()
             if read_pool is not None:
@@ -63,11 +67,17 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
     app.state.read_pool = read_pool or the_pool
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.principal_cache = PrincipalCache(settings.auth_cache_s)
+    app.state.ingest_committer = committer = GroupCommitter(the_pool)
+    app.state.ingest_targets = TargetCache()
     # Innermost user middleware: its 413 is raised in the route's own task, where the
     # exception handlers see it (outside a BaseHTTPMiddleware it would be an ExceptionGroup).
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.middleware("http")(metrics.observe)
+    app.add_middleware(metrics.ObserveRequests)
     problems.install(app)
+    # The ingest hot path first: FastAPI tries routes in order, and matching a request
+    # against the ~80 routes before it cost more than the rest of a small request.
+    app.include_router(embeddings.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(v1)
     ui.mount(app, settings)

@@ -22,7 +22,7 @@ from ingest.errors import BatchValidationError
 from ingest.features import EMBEDDINGS, embed, is_builtin
 from ingest.store import InsertResult, insert_windows, read_windows
 from service.errors import NotFoundError, UnprocessableError
-from service.queries import baselines, labels
+from service.queries import baselines, conditions, labels
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import AudioPolicy, IngestTarget
 from service.settings import Settings
@@ -41,6 +41,7 @@ class AudioUpload:
     start: datetime
     label: str | None
     baseline: bool
+    condition: str | None = None  # operating condition of the whole clip
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,3 +158,6 @@ def _annotate(conn: psycopg.Connection, target: IngestTarget, upload: AudioUploa
                                   BASELINE_SOURCE)
     if upload.label is not None:
         labels.insert_label(conn, target.machine_id, upload.start, end, upload.label)
+    if upload.condition is not None:
+        conditions.insert_condition(conn, target.machine_id, upload.start, end,
+                                    upload.condition, {}, BASELINE_SOURCE)

@@ -98,11 +98,18 @@ def _extra_commands() -> list[tuple[str, str, Callable[[argparse.Namespace], Non
 
         bridge_main()
 
+    def audio_bridge(_: argparse.Namespace) -> None:
+        from service.mqtt_audio import main as audio_bridge_main
+
+        audio_bridge_main()
+
     worker_help = ("run a worker: scoring, training and webhook delivery shared with any "
                    "number of workers; the elected leader also runs the periodic duties")
     return [("worker", worker_help, scheduler),
             ("scheduler", "the same as `earshot worker` (its former name)", scheduler),
-            ("bridge", "run the MQTT ingest bridge", bridge)]
+            ("bridge", "run the MQTT ingest bridge", bridge),
+            ("audio-bridge", "run the MQTT audio bridge (earshot/sensors/+/audio)",
+             audio_bridge)]
 
 
 def _single_threaded_math() -> None:

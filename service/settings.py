@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_topic: str = "earshot/sensors/+/embeddings"
+    # Audio over MQTT (`earshot audio-bridge`, service.mqtt_audio): one file per message.
+    mqtt_audio_topic: str = "earshot/sensors/+/audio"
     webhook_allow_private: bool = False
     log_level: str = "INFO"
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
     scores_retention_days: float = Field(90.0, gt=0)
     rate_limit_per_s: float = Field(200.0, gt=0)
     rate_limit_burst: int = Field(400, ge=1)
+    # How long an API process trusts a token it has looked up (ingest routes): the bound
+    # on a revocation made through another API process. 0 looks every token up.
+    auth_cache_s: float = Field(5.0, ge=0, le=300)
     # Fixed so the broker keeps the bridge's session (and unacked messages) across restarts.
     # One stable id per bridge (earshot-bridge-1, -2, ...): a restarted bridge resumes its
     # session and gets the messages it had not acknowledged.

@@ -185,6 +185,8 @@ def service_children(settings: Settings, env: dict[str, str], workers: int = 1,
         client_id = bridge_client_id(settings.mqtt_client_id, i, bridges)
         children.append(Child(f"bridge-{i + 1}", [*exe, "bridge"],
                               {**env, "EARSHOT_MQTT_CLIENT_ID": client_id}))
+    if bridges:  # audio messages are few and heavy: one audio bridge (service.mqtt_audio)
+        children.append(Child("audio-bridge", [*exe, "audio-bridge"], env))
     return children
 
 

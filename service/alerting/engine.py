@@ -164,7 +164,7 @@ def _open_new(conn: psycopg.Connection, machine_id: UUID, model_version: int, ru
 
 
 def _update_open(conn: psycopg.Connection, episode: Episode) -> None:
-    values = {
+    values: dict[str, Any] = {
         "id": episode.alert_id, "peak_score": episode.peak_score, "peak_at": episode.peak_at,
         "last_score": episode.last_score, "last_window_at": episode.last_window_at,
         "window_count": episode.window_count, "anomalous_count": episode.anomalous_count,
@@ -172,8 +172,27 @@ def _update_open(conn: psycopg.Connection, episode: Episode) -> None:
         "state": "resolved" if episode.ends_at is not None else "firing",
     }
     row = alert_queries.update_open(conn, values)
-    if row is not None and row["state"] == "resolved":
+    if row is None:
+        return
+    if row["state"] == "resolved":
         notify.resolved(conn, row)
+    elif episode.anomalous_count > 0:
+        _lift_suppression(conn, row)
+
+
+def _lift_suppression(conn: psycopg.Connection, row: dict[str, Any]) -> None:
+    """An alert held back because the machine was off is announced once the machine runs
+    again and still sounds anomalous: the anomaly then says something about the running
+    machine, which is what the suppression was waiting for."""
+    if row["suppressed_reason"] is None or row["last_notified_at"] is not None:
+        return
+    at = row["last_window_at"]
+    if suppression_reason(conn, row["machine_id"], at) is not None:
+        return  # still off
+    row = alert_queries.lift_suppression(conn, row["id"])
+    if alert_queries.active_silence(conn, row["machine_id"], at) is None:
+        notify.repeat(conn, row)
+    # else: the repeat job announces it when the silence ends (it skips suppressed rows).
 
 
 def _open_episode(ctx: dict[str, Any]) -> Episode | None:

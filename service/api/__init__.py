@@ -10,6 +10,7 @@ from service.api import (
     audio,
     baselines,
     classifier,
+    conditions,
     detectors,
     event_rules,
     fleet,
@@ -44,6 +45,7 @@ v1.include_router(silences.router)
 v1.include_router(webhooks.router)
 v1.include_router(detectors.router)
 v1.include_router(baselines.router)
+v1.include_router(conditions.router)
 v1.include_router(training.router)
 v1.include_router(models.router)
 v1.include_router(labels.router)

@@ -37,6 +37,7 @@ def list_keys(conn: ConnDep, _: AdminDep, limit: Limit = 100, offset: Offset = 0
 def revoke_key(key_id: UUID, conn: ConnDep, _: AdminDep) -> ApiKeyOut:
     with conn.transaction():
         row = api_keys.revoke(conn, key_id)
+    security.forget_all()  # the key stops at once in this process (cached principals)
     if row is None:
         raise NotFoundError(f"API key {key_id} does not exist")
     return ApiKeyOut(**row)

@@ -19,6 +19,7 @@ from service.audio_ingest import AudioUpload
 from service.deps import ConnDep, PoolDep, ReaderDep, SettingsDep
 from service.errors import NotFoundError, UnprocessableError
 from service.queries import sensors as sensor_queries
+from service.schemas.conditions import ConditionName
 from service.schemas.ingest import AudioIngestResult, StoredAudioOut
 from service.settings import Settings
 
@@ -60,18 +61,21 @@ async def post_audio(
     start: Annotated[AwareDatetime, Query(description="RFC 3339 time of the first sample")],
     label: Annotated[Label | None, Query(description="class of the whole clip")] = None,
     baseline: Annotated[bool, Query(description="the clip is normal operation")] = False,
+    condition: Annotated[ConditionName | None, Query(
+        description="operating condition of the whole clip (e.g. 'high-speed')")] = None,
 ) -> AudioIngestResult:
     """A WAV, FLAC or Ogg clip. For built-in embedding kinds window k is stored at
     start + k * hop; the audio itself is kept under the sensor's audio policy.
 
-    `baseline=true` marks the clip's range as normal operation, `label` as that class, in
-    the same transaction. Idempotent: a retry stores nothing new, annotations included.
+    `baseline=true` marks the clip's range as normal operation, `label` as that class,
+    `condition` as that operating condition, in the same transaction. Idempotent: a retry
+    stores nothing new, annotations included.
     Windows the sensor already sent for this range must agree with the audio (422).
     """
     _require_media_type(request, AUDIO_TYPES)
     await run_in_threadpool(_target, pool, sensor_id)  # 404 before reading the body
     body = await read_body(request, settings.max_body_bytes)
-    upload = AudioUpload(start=start, label=label, baseline=baseline)
+    upload = AudioUpload(start=start, label=label, baseline=baseline, condition=condition)
     return await run_in_threadpool(_store, pool, settings, sensor_id, body, upload)
 
 

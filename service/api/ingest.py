@@ -1,5 +1,6 @@
-"""Sensor data in: `/v1/sensors/{id}/embeddings` (one request = one batch) and
-`/ingest-errors` (the sensor's dead letters). Audio: service.api.audio.
+"""Sensor data in: `/ingest-errors` (the sensor's dead letters) and the helpers the write
+routes share: `/embeddings` (service.api.embeddings, the hot path) and audio
+(service.api.audio).
 
 The write routes are `async` only to read the body, counting bytes as they arrive; parsing,
 decoding and database work run in worker threads. No pooled connection is held while a
@@ -17,7 +18,6 @@ import numpy as np
 import psycopg
 from fastapi import APIRouter, Depends, Header, Request
 from psycopg_pool import ConnectionPool
-from starlette.concurrency import run_in_threadpool
 
 from ingest import codec
 from ingest.errors import PayloadTooLargeError, UnsupportedMediaTypeError
@@ -31,7 +31,6 @@ from service.schemas.common import Limit, Offset
 from service.schemas.ingest import (
     IngestErrorList,
     IngestErrorOut,
-    IngestResult,
 )
 from service.security import Principal
 from service.settings import Settings
@@ -140,25 +139,6 @@ def _commit_windows(pool: ConnectionPool, target: IngestTarget, times_us: np.nda
         if annotate is not None and result.accepted > 0:
             annotate(conn)
     return result
-
-
-def _store_batch(pool: ConnectionPool, settings: Settings, target: IngestTarget, body: bytes,
-                 content_type: str) -> InsertResult:
-    batch = codec.parse_batch(body, content_type, dim=target.dim, limits=_limits(settings),
-                              now_us=_now_us())
-    return _commit_windows(pool, target, batch.times_us, batch.values)
-
-
-@router.post("/{sensor_id}/embeddings", response_model=IngestResult, openapi_extra=_BATCH_BODY)
-async def post_embeddings(sensor_id: UUID, request: Request, _: WriterDep,
-                          pool: PoolDep, settings: SettingsDep) -> IngestResult:
-    """One batch of windows, stored whole or not at all; idempotent on (sensor, t)."""
-    _require_media_type(request, codec.SUPPORTED_CONTENT_TYPES)
-    target = await run_in_threadpool(_target, pool, sensor_id)
-    body = await read_body(request, settings.max_body_bytes)
-    result = await run_in_threadpool(_store_batch, pool, settings, target, body,
-                                     request.headers["content-type"])
-    return IngestResult(accepted=result.accepted, duplicates=result.duplicates)
 
 
 @router.get("/{sensor_id}/ingest-errors", response_model=IngestErrorList)

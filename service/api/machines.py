@@ -8,6 +8,7 @@ from uuid import UUID
 import psycopg
 from fastapi import APIRouter, Query, Response, status
 
+from service import security
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import BadRequestError, ConflictError, NotFoundError
 from service.queries import machines
@@ -101,6 +102,7 @@ def delete_machine(machine_id: UUID, conn: ConnDep, _: AdminDep,
                              {**data, **machines.count_records(conn, machine_id)})
         sensor_queries.delete_data(conn, sensor_ids)
         machines.delete(conn, machine_id)
+    security.forget_all()  # its sensors' tokens stop at once in this process
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -13,10 +13,8 @@ from fastapi import APIRouter, Query, Response
 from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
 from service.deps import ConnDep, ReadConnDep, ReaderDep, SettingsDep
 from service.errors import NotFoundError
-from service.queries import alerts as alert_queries
-from service.queries import rollups as rollup_queries
 from service.queries import scores as score_queries
-from service.schemas.scores import Bucket, Health, ScoreOut, ScorePage, Timeline
+from service.schemas.scores import Health, ScoreOut, ScorePage, Timeline
 from service.scoring import health, timeline
 
 router = APIRouter(prefix="/machines", tags=["scores"])
@@ -51,20 +49,11 @@ def get_timeline(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, response: Re
                  ) -> Timeline:
     """Gap-filled score buckets: long steps come from rollups (see `source`)."""
     start, end = time_range(start, end)
-    plan = timeline.plan(start, end, timeline.parse_step(step) if step else None)
+    step_s = timeline.parse_step(step) if step else None
     _require_machine(conn, machine_id)
-    rows = rollup_queries.timeline(conn, plan.source, machine_id, plan.lo, plan.hi,
-                                   plan.step_s, timeline.ORIGIN)
-    model = score_queries.active_detector(conn, machine_id)
-    response.headers[SOURCE_HEADER] = plan.source
-    return Timeline(
-        machine_id=machine_id, start=plan.lo, end=plan.hi, step=plan.step_s,
-        source=plan.source,
-        threshold=model["threshold"] if model else None,
-        model_version=model["version"] if model else None,
-        buckets=[Bucket(t=t, n=n, mean=mean, max=mx, anomalous=k)
-                 for t, n, mean, mx, k in rows],
-        alerts=alert_queries.spans(conn, machine_id, plan.lo, plan.hi))
+    found = timeline.answer(conn, machine_id, start, end, step_s)
+    response.headers[SOURCE_HEADER] = found["source"]
+    return Timeline(**found)
 
 
 @router.get("/{machine_id}/health", response_model=Health)

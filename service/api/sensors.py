@@ -97,6 +97,7 @@ def delete_sensor(sensor_id: UUID, conn: ConnDep, _: AdminDep,
             refuse_data_loss(f"sensor {sensor_id}", sensor_queries.count_data(conn, [sensor_id]))
         sensor_queries.delete_data(conn, [sensor_id])
         sensor_queries.delete(conn, sensor_id)
+    security.forget_all()  # its token stops at once in this process (cached principals)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -106,6 +107,7 @@ def rotate_token(sensor_id: UUID, conn: ConnDep, _: AdminDep) -> SensorCreated:
     token = security.new_token(security.INGEST_TOKEN_PREFIX)
     with conn.transaction():
         row = sensor_queries.rotate_token(conn, sensor_id, security.digest(token))
+    security.forget_all()
     sensor = _sensor_or_404(row, sensor_id)
     return SensorCreated(**sensor.model_dump(), ingest_token=token)
 

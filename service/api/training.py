@@ -13,6 +13,7 @@ from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import jobs, model_configs
 from service.schemas.common import Limit, Offset
 from service.schemas.training import JobAccepted, JobList, JobOut, TrainIn
+from service.training.defaults import recommended_detector
 from service.training.targets import DEFAULT_TARGET, TRAINERS
 
 router = APIRouter(tags=["training"])
@@ -31,9 +32,11 @@ def train(machine_id: UUID, conn: ConnDep, _: AdminDep, response: Response,
             raise NotFoundError(f"machine {machine_id} does not exist")
         config = model_configs.get_config(conn, machine_id, target)
         if config is None:
-            raise ConflictError(f"machine {machine_id} has no {target} configured; "
-                                f"PUT /v1/machines/{machine_id}/{target} first")
-        if target == "classifier":  # a cnn without the labelled ranges' audio: say so now
+            if target != DEFAULT_TARGET:
+                raise ConflictError(f"machine {machine_id} has no {target} configured; "
+                                    f"PUT /v1/machines/{machine_id}/{target} first")
+            recommended_detector(conn, machine_id)
+        elif target == "classifier":  # a cnn without the labelled ranges' audio: say so
             require_stored_audio(conn, machine_id, config["algorithm"])
         # A manual job still waiting already covers this request: do not pile up reruns.
         job = jobs.queued_manual(conn, machine_id, target) or \

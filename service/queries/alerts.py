@@ -49,6 +49,10 @@ ACTIVE_SILENCE = """
 SELECT id FROM silences WHERE machine_id = %s AND start_at <= %s AND end_at > %s
 ORDER BY end_at DESC LIMIT 1
 """
+LIFT_SUPPRESSION = f"""
+UPDATE alerts SET suppressed_reason = NULL, updated_at = now()
+WHERE id = %s RETURNING {COLUMNS}
+"""
 MARK_NOTIFIED = f"""
 UPDATE alerts SET last_notified_at = now(), notify_count = notify_count + 1, updated_at = now()
 WHERE id = %s RETURNING {COLUMNS}
@@ -158,6 +162,13 @@ def first_anomalous(conn: psycopg.Connection, machine_id: UUID, until: datetime,
 def active_silence(conn: psycopg.Connection, machine_id: UUID, at: datetime) -> UUID | None:
     row = conn.execute(ACTIVE_SILENCE, (machine_id, at, at)).fetchone()
     return row[0] if row else None
+
+
+def lift_suppression(conn: psycopg.Connection, alert_id: UUID) -> dict[str, Any]:
+    """Clear the operating-state suppression of an alert (it may be notified now)."""
+    row = _one(conn, LIFT_SUPPRESSION, (alert_id,))
+    assert row is not None
+    return row
 
 
 def mark_notified(conn: psycopg.Connection, alert_id: UUID) -> dict[str, Any]:

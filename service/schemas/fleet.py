@@ -21,7 +21,10 @@ class FleetMachine(BaseModel):
     model_version: int | None = Field(description="the active detector's version")
     algorithm: str | None
     threshold: float | None = Field(description="the active detector's threshold")
-    latest_t: datetime | None = Field(description="the newest scored window (last data)")
+    latest_t: datetime | None = Field(description="the newest scored window, when it is "
+                                      "within the no-data horizon")
+    last_seen_at: datetime | None = Field(description="when a sensor of the machine last "
+                                          "sent data")
     latest_score: float | None
     latest_threshold: float | None = Field(description="threshold the newest window met")
     score_ratio: float = Field(description="latest_score / latest_threshold (0 without one)")

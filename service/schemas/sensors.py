@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ingest.features import EMBEDDINGS, is_builtin
+from ingest.features import EMBEDDINGS, RECOMMENDED, is_builtin
 from service.schemas.common import Name, Page
 
 EmbeddingKind = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")]
@@ -65,7 +65,9 @@ class AudioOut(BaseModel):
 class SensorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    embedding: EmbeddingIn
+    embedding: EmbeddingIn = Field(
+        default_factory=lambda: EmbeddingIn(kind=RECOMMENDED),
+        description=f"omitted: Earshot's recommended built-in kind ({RECOMMENDED})")
     window_s: WindowS | None = None
     sample_rate: SampleRate | None = None
     audio: AudioIn = Field(default_factory=AudioIn)

@@ -25,7 +25,8 @@ def _ratio(row: dict[str, Any]) -> float:
 def overview(conn: psycopg.Connection, now: datetime, no_data_s: float, limit: int, *,
              kind: str | None = None, labels: Mapping[str, str] | None = None,
              label_keys: list[str] | None = None) -> list[dict[str, Any]]:
-    rows = q.machines(conn, limit, kind=kind, labels=labels, label_keys=label_keys)
+    rows = q.machines(conn, limit, no_data_s, kind=kind, labels=labels,
+                      label_keys=label_keys)
     for row in rows:
         inputs = HealthInputs(trained=row["model_version"] is not None,
                               latest_t=row["latest_t"], recent_windows=row["recent_windows"],

@@ -13,6 +13,7 @@ persisted watermark, so a restart resumes where the last commit left off.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,14 +85,17 @@ class Scorer:
         self.claim_rows = claim_rows
         self._loader = loader
         self._models: dict[UUID, ActiveModel] = {}
+        self._mean_batch = 0.0  # windows per claimed batch, smoothed
         self._classifiers = predict.ClassifierCache(classifier_loader)
 
     def step(self, conn: psycopg.Connection) -> StepResult:
         """Run one iteration in its own transaction on `conn`."""
         with conn.transaction():
-            claimed = q.claim_batches(conn, self.claim_rows)
+            limit = self._claim_limit()
+            claimed = q.claim_batches(conn, limit)
             if not claimed:
                 return StepResult()
+            self._learn_batch_size(claimed)
             models = self._models_for(conn, claimed)
             classifiers = self._classifiers.for_batches(conn, claimed)
             usable = [b for b in claimed
@@ -108,9 +112,22 @@ class Scorer:
             shrunk_ids = {s.id for s in shrunk}
             q.finish_batches(conn, retired + [b.id for b in batches if b.id not in shrunk_ids],
                              shrunk)
-        more = len(batches) < len(usable) or len(claimed) == self.claim_rows or bool(shrunk)
+        more = len(batches) < len(usable) or len(claimed) == limit or bool(shrunk)
         return StepResult(claimed=len(claimed), windows=len(rows), inserted=inserted,
                           more=more, predicted=predicted)
+
+    def _claim_limit(self) -> int:
+        """Batch rows to lock: about one chunk's worth (plus one, to see that more wait).
+        Locking more than a chunk can use would hold them from other workers until this
+        transaction commits, so several workers would take turns instead of sharing."""
+        if self._mean_batch <= 0:
+            return self.claim_rows
+        wanted = math.ceil(self.chunk_windows / self._mean_batch) + 1
+        return max(1, min(self.claim_rows, wanted))
+
+    def _learn_batch_size(self, claimed: list[q.ClaimedBatch]) -> None:
+        mean = sum(max(b.n, 1) for b in claimed) / len(claimed)
+        self._mean_batch = mean if self._mean_batch <= 0 else 0.8 * self._mean_batch + 0.2 * mean
 
     def _models_for(self, conn: psycopg.Connection,
                     batches: list[q.ClaimedBatch]) -> dict[UUID, ActiveModel]:

@@ -7,8 +7,15 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
 
 from service.errors import UnprocessableError
+from service.queries import alerts as alert_queries
+from service.queries import rollups as rollup_queries
+from service.queries import scores as score_queries
 
 # TimescaleDB's default time_bucket origin (a Monday, midnight UTC); explicit so Python
 # and SQL align buckets identically and weekly buckets start on Mondays.
@@ -89,3 +96,20 @@ def plan(start: datetime, end: datetime, step_s: int | None) -> Plan:
             f"{MAX_BUCKETS} are allowed: use a larger step or a shorter range",
             max_buckets=MAX_BUCKETS)
     return result
+
+
+def answer(conn: psycopg.Connection, machine_id: UUID, start: datetime, end: datetime,
+           step_s: int | None) -> dict[str, Any]:
+    """The timeline of [start, end) as `GET /v1/machines/{id}/timeline` answers it (the
+    dashboard embeds the same answer in the machine page for its first draw)."""
+    the_plan = plan(start, end, step_s)
+    rows = rollup_queries.timeline(conn, the_plan.source, machine_id, the_plan.lo,
+                                   the_plan.hi, the_plan.step_s, ORIGIN)
+    model = score_queries.active_detector(conn, machine_id)
+    return {"machine_id": machine_id, "start": the_plan.lo, "end": the_plan.hi,
+            "step": the_plan.step_s, "source": the_plan.source,
+            "threshold": model["threshold"] if model else None,
+            "model_version": model["version"] if model else None,
+            "buckets": [{"t": t, "n": n, "mean": mean, "max": mx, "anomalous": k}
+                        for t, n, mean, mx, k in rows],
+            "alerts": alert_queries.spans(conn, machine_id, the_plan.lo, the_plan.hi)}

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import numpy as np
 import psycopg
 
 from detectors import InsufficientDataError, artifact, registry, validate_threshold
@@ -22,10 +23,30 @@ from service.queries import training_data as data_queries
 from service.queries.jobs import ClaimedJob
 from service.settings import Settings
 from service.training import compute
+from service.training import conditions as window_conditions
 from service.training.errors import TrainingError
 from service.training.targets import TrainedModel, compute_key
 
 SELECT_NOW = "SELECT now()"
+# Windows further apart than this belong to different recordings (uploads, sessions), and a
+# continuous stream is cut into recordings of at most an hour, so the threshold is
+# calibrated on recordings the model never saw (detectors.calibration).
+RECORDING_GAP_S = 5.0
+RECORDING_MAX_S = 3600.0
+
+
+def recordings(times: list[datetime]) -> np.ndarray:
+    """A recording number per window (windows in time order)."""
+    ids = np.zeros(len(times), dtype=np.int64)
+    if not times:
+        return ids
+    current, start, previous = 0, times[0], times[0]
+    for i, t in enumerate(times):
+        if ((t - previous).total_seconds() > RECORDING_GAP_S
+                or (t - start).total_seconds() >= RECORDING_MAX_S):
+            current, start = current + 1, t
+        ids[i], previous = current, t
+    return ids
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,7 @@ class TrainingSet:
     ranges: list[data_queries.TimeRange]
     since: datetime | None
     windows: data_queries.TrainingWindows
+    conditions: np.ndarray | None = None
 
     def describe(self) -> str:
         ref = self.sensors[0]
@@ -69,7 +91,8 @@ def load_training_set(conn: psycopg.Connection, settings: Settings, machine_id: 
     ranges = data_queries.training_ranges(conn, machine_id, since)
     windows = data_queries.training_windows(conn, [s.id for s in sensors], ref.dim, ranges,
                                             settings.train_max_windows)
-    return TrainingSet(config, sensors, excluded, ranges, since, windows)
+    return TrainingSet(config, sensors, excluded, ranges, since, windows,
+                       window_conditions.for_machine(conn, machine_id, windows.times))
 
 
 def fit(training: TrainingSet) -> BaseDetector:
@@ -83,7 +106,8 @@ def fit(training: TrainingSet) -> BaseDetector:
                 0, detector._required_windows(),
                 f"no stored windows inside the machine's baselines; declare normal operation "
                 f"with POST /v1/machines/{config['machine_id']}/baselines")
-        detector.fit(training.windows.values)
+        detector.fit(training.windows.values, conditions=training.conditions,
+                     groups=recordings(training.windows.times))
     except InsufficientDataError as exc:
         raise TrainingError(f"{exc} ({training.describe()})") from exc
     return detector
@@ -107,6 +131,14 @@ def to_model(training: TrainingSet, detector: BaseDetector,
         "capped_at": max_windows if len(times) >= max_windows else None,
         "n_fit_windows": detector.n_train_windows_,
         "n_holdout_windows": detector.n_holdout_windows_,
+        "conditions": window_conditions.summary(training.conditions),
+        "threshold_basis": {
+            "holdout_windows": detector.n_holdout_windows_,
+            "holdout_recordings": detector.n_holdout_recordings_,
+            "training_recordings": detector.n_train_recordings_,
+            "method": detector.threshold_method_,
+            "confidence": detector.threshold_confidence_,
+        },
     }
     return TrainedModel(
         algorithm=config["algorithm"],

@@ -19,6 +19,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "ecod": {},
     "mahalanobis": {},
     "autoencoder": {"max_steps": 300},
+    "domain_nn": {},
 }
 
 N_FEATURES = 16

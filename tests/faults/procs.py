@@ -4,12 +4,15 @@ read-only without touching the shared one, and an ingesting client that retries.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +25,11 @@ from service import pgcluster
 from service.migrate import migrate
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY
-from tests.live import ROOT, free_port, service_env, stop_process, wait_until
+from tests.live import ROOT, START_TIMEOUT_S, free_port, service_env, stop_process, wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PROBLEM = "application/problem+json"
+TMPFS_MB = 256
 
 
 class ApiProcess:
@@ -48,7 +52,8 @@ class ApiProcess:
                  "--host", "127.0.0.1", "--port", str(self.port),
                  "--log-level", self.uvicorn_log_level],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait_until(self._alive, 30, f"the API on {self.url}")
+        # A loaded box (several suites at once) can take tens of seconds to import the app.
+        wait_until(self._alive, START_TIMEOUT_S, f"the API on {self.url}")
 
     def _alive(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -110,6 +115,45 @@ def remove_cluster(cluster: PrivateCluster) -> None:
                                             str(cluster.settings.pg_dir), "-m", "immediate",
                                             "stop"]), check=False, capture_output=True)
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@contextmanager
+def tmpfs_cluster(prefix: str, size_mb: int = TMPFS_MB) -> Iterator[PrivateCluster]:
+    """A migrated private cluster on a tmpfs of `size_mb`: a disk the test may fill."""
+    mount = traversable_tmpdir(prefix)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=755", "tmpfs",
+                    str(mount)], check=True)
+    the_cluster = PrivateCluster(mount)
+    try:
+        yield the_cluster.create()
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(the_cluster.settings.pg_dir)], check=False)
+        remove_cluster(the_cluster)  # stops (immediate if need be) before the unmount
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+def fill(directory: Path, size_mb: int = TMPFS_MB) -> Path:
+    """Take every free byte of the filesystem: a balloon file written until ENOSPC."""
+    balloon = directory / "balloon"
+    chunk = b"\xa5" * (1 << 20)
+    with balloon.open("wb") as out:
+        for _ in range(size_mb * 2):
+            try:
+                out.write(chunk)
+                out.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+    for size in (4096, 512, 1):  # the last partial chunks
+        try:
+            with balloon.open("ab") as out:
+                while True:
+                    out.write(b"\0" * size)
+                    out.flush()
+        except OSError:
+            pass
+    return balloon
 
 
 def make_sensor(url: str, dim: int, name: str = "m") -> tuple[str, str, str]:

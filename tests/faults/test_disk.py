@@ -5,7 +5,6 @@ acknowledged window is there once, and the database is consistent after a restar
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
@@ -25,31 +24,22 @@ from tests.faults.procs import (
     Batch,
     PrivateCluster,
     batches,
+    fill,
     make_sensor,
-    remove_cluster,
+    tmpfs_cluster,
     traversable_tmpdir,
 )
 from tests.live import ROOT, free_port
 
 DIM = 64
-TMPFS_MB = 256
 ANSWER_WITHIN_S = 8.0
 RECOVERY_S = 30.0
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateCluster]:
-    mount = traversable_tmpdir("earshot-disk-")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m,mode=755", "tmpfs",
-                    str(mount)], check=True)
-    the_cluster = PrivateCluster(mount)
-    try:
-        yield the_cluster.create()
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", str(the_cluster.settings.pg_dir)], check=False)
-        remove_cluster(the_cluster)  # stops (immediate if need be) before the unmount
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-        mount.rmdir()
+    with tmpfs_cluster("earshot-disk-") as the_cluster:
+        yield the_cluster
 
 
 @pytest.fixture
@@ -87,29 +77,6 @@ class Client:
             assert "database" in response.json()["detail"]
             self.refused.append(response)
         return response.status_code
-
-
-def fill(directory: Path) -> Path:
-    """Take every free byte of the filesystem: a balloon file written until ENOSPC."""
-    balloon = directory / "balloon"
-    chunk = b"\xa5" * (1 << 20)
-    with balloon.open("wb") as out:
-        for _ in range(TMPFS_MB * 2):
-            try:
-                out.write(chunk)
-                out.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
-    for size in (4096, 512, 1):  # the last partial chunks
-        try:
-            with balloon.open("ab") as out:
-                while True:
-                    out.write(b"\0" * size)
-                    out.flush()
-        except OSError:
-            pass
-    return balloon
 
 
 def until_refused(client: Client, work: Iterator[Batch]) -> None:

@@ -128,16 +128,16 @@ def _wait_for_everything(database_url: str, sensors: list[UUID], jobs: list[UUID
                        s) == one(database_url, "SELECT count(*) FROM scores WHERE "
                                  "sensor_id = %s AND model_version = 1", s) for s in sensors)
 
-    wait_until(all_scored, 90, "every window scored", interval_s=0.5)
+    wait_until(all_scored, 180, "every window scored", interval_s=0.5)
     wait_until(lambda: one(database_url, "SELECT count(*) FROM jobs WHERE id = ANY(%s) AND "
                            "state = 'succeeded'", jobs) == len(jobs), 180,
                "every training job done", interval_s=0.5)
     wait_until(lambda: one(database_url, "SELECT count(*) FROM webhook_deliveries WHERE "
-                           "state <> 'delivered'") == 0, 60, "every webhook delivered")
+                           "state <> 'delivered'") == 0, 120, "every webhook delivered")
     # The new leader's rollups catch up with every score.
     wait_until(lambda: one(database_url, "SELECT count(*) FROM scores") == one(
         database_url, "SELECT coalesce(sum(n), 0) FROM score_rollups WHERE bucket_s = 60"),
-        60, "rollups of every score", interval_s=0.5)
+        120, "rollups of every score", interval_s=0.5)
 
 
 def _check(database_url: str, sensors: list[UUID], jobs: list[UUID], streamed: int,

@@ -80,6 +80,9 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("POST", "/v1/machines/{machine_id}/baselines"): ADMIN,
     ("GET", "/v1/machines/{machine_id}/baselines"): READ,
     ("DELETE", "/v1/machines/{machine_id}/baselines/{baseline_id}"): ADMIN,
+    ("POST", "/v1/machines/{machine_id}/conditions"): ADMIN,
+    ("GET", "/v1/machines/{machine_id}/conditions"): READ,
+    ("DELETE", "/v1/machines/{machine_id}/conditions/{condition_id}"): ADMIN,
     ("POST", "/v1/machines/{machine_id}/train"): ADMIN,
     ("GET", "/v1/jobs/{job_id}"): READ, ("GET", "/v1/machines/{machine_id}/jobs"): READ,
     ("GET", "/v1/machines/{machine_id}/models"): READ,
@@ -145,6 +148,9 @@ def _machine(client: TestClient, name: str) -> tuple[str, dict[str, Any]]:
 def _objects(client: TestClient, machine: str) -> dict[str, str]:
     baseline = _created(client, f"/v1/machines/{machine}/baselines",
                         {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"})
+    condition = _created(client, f"/v1/machines/{machine}/conditions",
+                         {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z",
+                          "attributes": {"rpm": 1800}})
     silence = _created(client, f"/v1/machines/{machine}/silences",
                        {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z",
                         "reason": "maintenance"})
@@ -152,6 +158,7 @@ def _objects(client: TestClient, machine: str) -> dict[str, str]:
                                                 "events": ["alert.firing"]})
     queued = _created(client, f"/v1/webhooks/{webhook['id']}/test", {})
     return {"baseline_id": baseline["id"], "silence_id": silence["id"],
+            "condition_id": condition["id"],
             "webhook_id": webhook["id"], "delivery_id": queued["delivery_id"]}
 
 

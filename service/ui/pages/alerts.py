@@ -13,7 +13,6 @@ from starlette.responses import Response
 from service.deps import ConnDep
 from service.errors import NotFoundError
 from service.queries import alerts as alert_queries
-from service.queries import fleet as fleet_queries
 from service.queries import machines
 from service.queries import sensors as sensor_queries
 from service.queries import webhooks as webhook_queries
@@ -26,7 +25,7 @@ PAGE_SIZE = 100
 
 
 def _names(conn: ConnDep) -> dict[Any, str]:
-    return {m["id"]: m["name"] for m in fleet_queries.machines(conn, 5000)}
+    return {m["id"]: m["name"] for m in machines.list_machines(conn, 5000, 0)}
 
 
 @router.get("/alerts")

@@ -104,13 +104,15 @@ window.EarshotChart = (() => {
     for (const id of ["zoom-sel", "listen-sel", "baseline-sel"]) { const btn = $(id); if (btn) btn.disabled = false; }
   }
 
-  async function load() {
+  async function load(first) {
     const end = state.end || Date.now() / 1000;
     const start = end - state.span;
     const id = state.data.machine_id;
     const q = `start=${encodeURIComponent(iso(start))}&end=${encodeURIComponent(iso(end))}`;
     try {
-      state.timeline = await getJson(`/v1/machines/${id}/timeline?${q}`);
+      // The page carries the API's answer for its first range: no round trip before drawing.
+      const embedded = first && state.data.timeline;
+      state.timeline = embedded || await getJson(`/v1/machines/${id}/timeline?${q}`);
       draw(state.timeline);
       describe(state.timeline);
       fillTable();
@@ -200,6 +202,7 @@ window.EarshotChart = (() => {
     const blob = $("chart-data");
     if (!blob || !$("timeline")) return;
     state.data = JSON.parse(blob.textContent);
+    if (state.data.span) state.span = state.data.span;  // ?span= seconds, drawn first
     if (state.data.focus) {
       const a = sec(state.data.focus.start), b = sec(state.data.focus.end) + 60;
       state.span = Math.max(3600, (b - a) * 3);
@@ -217,7 +220,7 @@ window.EarshotChart = (() => {
     const details = $("timeline-table") && $("timeline-table").closest("details");
     if (details) details.addEventListener("toggle", fillTable);
     window.addEventListener("resize", () => { if (state.plot) state.plot.setSize({ width: Math.max($("timeline").clientWidth, 280), height: 260 }); });
-    load();
+    load(true);
   }
 
   return { start, state, listen };

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -252,3 +253,44 @@ def test_content_length_that_is_not_a_number(admin: TestClient, sensor_id: str) 
     request.headers["content-length"] = "12x"
     response = admin.send(request)
     assert response.status_code == 400 and response.headers["content-type"] == PROBLEM
+
+
+def test_authentication_comes_before_the_body(settings: Settings, sensor_id: str) -> None:
+    """No token or a bad one: 401, whatever the body holds (the body is not read before
+    the caller is known), and so for a bad sensor id too."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as anonymous:
+        for headers in ({}, {"authorization": "Bearer est_" + "x" * 43},
+                        {"authorization": "Basic abc"}):
+            for body in (b'{"windows": [', b"\xff\xfe", b""):
+                response = post(anonymous, sensor_id, codec.JSON_TYPE, body, **headers)
+                assert response.status_code == 401, response.text
+                assert response.headers["content-type"] == PROBLEM
+        other = post(anonymous, "not-a-uuid", codec.JSON_TYPE, b"{")
+        assert other.status_code == 401, other.text
+
+
+def test_a_bad_sensor_id_is_422_for_an_admin(admin: TestClient) -> None:
+    response = post(admin, "not-a-uuid", codec.JSON_TYPE, b"{")
+    assert response.status_code == 422, response.text
+    assert "not a UUID" in response.json()["detail"]
+
+
+def test_concurrent_batches_are_each_answered_with_their_own_counts(
+        admin: TestClient, conn: psycopg.Connection, sensor_id: str) -> None:
+    """Concurrent requests share group commits; each still gets its own accepted and
+    duplicate counts, and every acknowledged window is stored."""
+    start = now_us() - 7_200_000_000
+    bodies = []
+    for k in range(24):  # pairs overlap by 2 windows: one of each pair sees duplicates
+        values = windows(6, start, k)[1]
+        times = start + (k // 2) * 10_000_000 + ((k % 2) * 4 + np.arange(6)) * 1_000_000
+        bodies.append(codec.encode_binary(times, values))
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: post(admin, sensor_id, codec.BINARY_TYPE, b), bodies))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    for pair in range(12):
+        got = [answers[2 * pair].json(), answers[2 * pair + 1].json()]
+        assert sum(g["accepted"] for g in got) == 10, got
+        assert sum(g["duplicates"] for g in got) == 2, got
+    assert stored(conn, sensor_id) == 12 * 10
+    assert admin.app.state.ingest_committer.batches == 24  # type: ignore[attr-defined]

@@ -143,18 +143,30 @@ def test_first_activation_queues_the_backfill(admin: TestClient, settings: Setti
     assert conn.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
 
 
-def test_train_needs_a_detector_and_a_known_target(admin: TestClient,
-                                                   conn: psycopg.Connection) -> None:
+def test_train_needs_a_known_target(admin: TestClient, conn: psycopg.Connection) -> None:
     machine_id, _ = make_machine(conn)
-    problem = assert_problem(admin.post(f"/v1/machines/{machine_id}/train"), 409)
-    assert "no detector configured" in problem["detail"]
-    admin.put(f"/v1/machines/{machine_id}/detector", json={"algorithm": "ecod"})
+    problem = assert_problem(admin.post(f"/v1/machines/{machine_id}/train",
+                                        json={"target": "classifier"}), 409)
+    assert "no classifier configured" in problem["detail"]
     problem = assert_problem(admin.post(f"/v1/machines/{machine_id}/train",
                                         json={"target": "regressor"}), 422)
     assert problem["valid"] == ["classifier", "detector"]
     assert_problem(admin.post(f"/v1/machines/{uuid.uuid4()}/train"), 404)
     assert_problem(admin.get(f"/v1/jobs/{uuid.uuid4()}"), 404)
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM model_configs").fetchone() == (0,)
+
+
+def test_train_without_a_detector_stores_the_recommended_one(
+        admin: TestClient, conn: psycopg.Connection) -> None:
+    machine_id, _ = make_machine(conn)
+    assert_problem(admin.get(f"/v1/machines/{machine_id}/detector"), 404)
+    assert admin.post(f"/v1/machines/{machine_id}/train").status_code == 202
+    config = admin.get(f"/v1/machines/{machine_id}/detector").json()
+    assert config["algorithm"] == "domain_nn" and config["activation"] == "auto"
+    assert config["params"]["n_centres"] == 16 and config["retrain_cron"] is None
+    listed = admin.get("/v1/detectors").json()["algorithms"]
+    assert [a["name"] for a in listed if a["recommended"]] == ["domain_nn"]
 
 
 def test_repeated_requests_share_the_queued_job(admin: TestClient,

@@ -123,3 +123,36 @@ def test_off_state_suppresses_anomaly_alerts(admin: TestClient, settings: Settin
           f"{suppressed['peak_score']:.1f} (threshold {suppressed['threshold']:.1f}); "
           f"fault alert notified {alerts[1]['notify_count']}x")
     assert suppressed["peak_score"] > suppressed["threshold"]  # a real anomaly, held back
+
+
+def test_suppressed_alert_is_notified_when_the_machine_runs_and_the_anomaly_persists(
+        admin: TestClient, settings: Settings, pool: ConnectionPool, receiver: Receiver,
+        conn: psycopg.Connection) -> None:
+    machine_id, sensor_id = make_sensor(admin, name="motor-m1-renotify")
+    uploads = Uploads(admin, sensor_id, pool)
+    _train(admin, settings, pool, uploads, machine_id)
+    # Resolution needs a whole clip of clear windows: a fault window dipping under the
+    # clear level must not end the episode this test follows.
+    assert admin.put(f"/v1/machines/{machine_id}/alert-rule",
+                     json={"k": 2, "n": 3, "clear_windows": 12}).status_code == 200
+    hook = admin.post("/v1/webhooks", json={"url": receiver.url, "events": ["alert.firing"]})
+    receiver.secret = hook.json()["secret"]
+    stop = threading.Event()
+    worker = threading.Thread(target=delivery.run, args=(settings, pool, stop), daemon=True)
+    worker.start()
+    try:
+        uploads.send(_off("02"))
+        (held,) = _alerts(admin, machine_id)
+        assert held["suppressed_reason"] == "operating_state:off" and held["notify_count"] == 0
+        # No 20 s gap: the machine starts with the fault, so the same alert stays open.
+        uploads.at -= timedelta(seconds=20)
+        uploads.send(_bldc("propeller", 1400))
+        (alert,) = _alerts(admin, machine_id)
+        assert alert["id"] == held["id"] and alert["state"] == "firing"
+        assert alert["suppressed_reason"] is None and alert["notify_count"] == 1
+        wait_for(lambda: receiver.of_type("alert.firing"), 20, "the re-notified alert.firing")
+        (fired,) = receiver.of_type("alert.firing")
+        assert fired.verified and fired.payload["data"]["id"] == held["id"]
+    finally:
+        stop.set()
+        worker.join(timeout=20)

@@ -8,8 +8,10 @@ import re
 from datetime import timedelta
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
+from service.ui.pages import overview
 from tests.conftest import ADMIN_KEY
 from tests.service.alerting.conftest import feed, make_machine, now_s
 from tests.service.alerting.test_lifecycle import activate_model
@@ -136,3 +138,20 @@ def test_register_shows_the_token_once_with_a_ready_command(app_client: TestClie
                           headers={"x-csrftoken": csrf})
     assert bad.status_code == 422 and "embedding" in bad.text
     assert conn.execute("SELECT count(*) FROM machines").fetchone() == (1,)
+
+
+def test_the_overview_lists_the_worst_first_and_links_to_all(
+        app_client: TestClient, conn: psycopg.Connection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(overview, "FIRST_ROWS", 2)
+    alarm_id, _ = _firing_machine(conn)
+    for _ in range(3):
+        make_machine(conn)
+    sign_in(app_client, ADMIN_KEY)
+    page = app_client.get("/").text
+    rows = re.findall(r'<tr data-machine-id="([\w-]+)"', page)
+    assert len(rows) == 2 and rows[0] == alarm_id
+    assert "Showing the worst 2 of 4 machines." in page and "Untrained: 3" in page
+    every = app_client.get("/", params={"show": "all"}).text
+    assert len(re.findall(r'<tr data-machine-id=', every)) == 4
+    assert "Showing the worst" not in every
