@@ -12,6 +12,7 @@ training for every model alike: they carry no class.
 
 from __future__ import annotations
 
+import json
 import pickle
 import time
 from pathlib import Path
@@ -137,9 +138,13 @@ def fit_fold(data_path: str, kind: str, params: dict[str, Any], test_fold: int,
     fit_s = time.perf_counter() - started
     proba = model.predict_proba(x_test).reshape(test_rows.size, CLIP_S, -1).mean(axis=1)
     predicted = np.asarray(model.classes_)[proba.argmax(axis=1)]
-    return {"accuracy": float(np.mean(predicted == data["labels"][test_rows])),
-            "fit_s": fit_s, "train_clips": int(train_rows.size),
-            "epochs": getattr(model, "n_epochs_", None)}
+    found = {"accuracy": float(np.mean(predicted == data["labels"][test_rows])),
+             "fit_s": fit_s, "train_clips": int(train_rows.size),
+             "epochs": getattr(model, "n_epochs_", None)}
+    with (OUT_DIR / "esc10_progress.jsonl").open("a") as log:  # a long run shows progress
+        log.write(json.dumps({"kind": kind, "params": params, "fold": test_fold,
+                              "share": share, **found}) + "\n")
+    return found
 
 
 CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
