@@ -94,9 +94,19 @@ def evaluate_case(case: Case, variant: Variant, data_dir: Path) -> dict:
 # --- the sets -----------------------------------------------------------------------------
 
 
+# MIMII has 4 ids per machine type with near-identical results in the quality section; one
+# id per type keeps this benchmark (5 audio variants x the baseline AE) within minutes.
+MIMII_IDS = ("id_00",)
+MAX_TRAIN_RECORDINGS = 10
+
+
 def dev_cases(data_dir: Path) -> list[Case]:
     """(a)/(b): bench.quality's sets (one condition: everything is source)."""
     sets, _ = build_sets(data_dir)
+    # The DCASE 2020 machine with 75 recordings is the false-alert set (bench.robust_alerts):
+    # its 12 min of training audio would take the baseline AE minutes per audio variant.
+    sets = [s for s in sets if (s.group != "MIMII" or s.name.endswith(MIMII_IDS))
+            and len(s.train) <= MAX_TRAIN_RECORDINGS]
     return [Case(s.name, s.group, tuple((c, "source") for c in s.train), s.test) for s in sets]
 
 
@@ -221,7 +231,7 @@ def growth_table(rows: list[dict]) -> Table:
 
 def run(ctx: common.Context) -> Section:
     raw, _ = common.run_isolated(measure_child, str(ctx.data_dir), ctx.quick, threads=1,
-                                 timeout_s=1800)
+                                 timeout_s=3600)
     tables = [variant_table(raw["dev"]),
               case_table("(c) DCASE 2023 source/target (loudness-normalised), per window",
                          raw["dcase2023"], _domain_label),
@@ -244,22 +254,22 @@ def _domain_label(r: dict) -> str:
 
 
 TEXT = """
-**Audio.** *(a)* the dev sets of the quality section (BLDC M1/M2 per recording; DCASE 2023
-section 00 and MIMII 0 dB per window), as recorded and loudness-normalised. *(b)* the same
-recordings, every one first brought to -26 LUFS integrated loudness (ITU-R BS.1770-4,
-pyloudnorm) so that level alone gives nothing away, then mixed with ESC-10 background noise
-(rain, sea waves, chainsaw, helicopter, crackling fire): one class per recording, its clips
-back to back, drawn from a seed of the recording's path, so training and test recordings
-carry different noise; at a fixed level (-36 LUFS, whatever the recording) and at 0 dB and
--6 dB SNR (RMS). *(c)* DCASE 2023: the 2 source-domain training clips per machine type;
-the test clips are partly target domain (other operating conditions). "+ {shot:g} s target":
-the first {shot:g} s of the target-domain normal test clip (where there is one) are given as
-training audio of a second condition ("new normal"), and only the rest of that clip is
-tested; these seconds come from the very recording that is then tested, so that setting is
-optimistic, and DCASE 2023's real target training clips are not in the data dir. *(d)*
-BLDC speed shift: per motor, train on healthy 1400-1650 rpm (condition "low"), optionally
-plus the healthy 1750 rpm clip (condition "high"); test healthy 1850-2000 rpm against the
-propeller fault at 1750-2000 rpm.
+**Audio.** *(a)* the dev sets of the quality section (BLDC M1/M2 per recording; DCASE 2020
+pump id_06, DCASE 2023 section 00 and MIMII 0 dB id_00 of each machine type per window), as
+recorded and loudness-normalised. *(b)* the same recordings, every one first brought to -26
+LUFS integrated loudness (ITU-R BS.1770-4, pyloudnorm) so that level alone gives nothing
+away, then mixed with ESC-10 background noise (rain, sea waves, chainsaw, helicopter,
+crackling fire): one class per recording, its clips back to back, drawn from a seed of the
+recording's path, so training and test recordings carry different noise; at a fixed level
+(-36 LUFS, whatever the recording) and at 0 dB and -6 dB SNR (RMS). *(c)* DCASE 2023: the 2
+source-domain training clips per machine type; the test clips are partly target domain
+(other operating conditions). "+ {shot:g} s target": the first {shot:g} s of the target-
+domain normal test clip (where there is one) are given as training audio of a second
+condition ("new normal"), and only the rest of that clip is tested; these seconds come from
+the very recording that is then tested, so that setting is optimistic, and DCASE 2023's real
+target training clips are not in the data dir. *(d)* BLDC speed shift: per motor, train on
+healthy 1400-1650 rpm (condition "low"), optionally plus the healthy 1750 rpm clip
+(condition "high"); test healthy 1850-2000 rpm against the propeller fault at 1750-2000 rpm.
 
 **Methods** (same audio, same run): *{today}*, the best mean AUC on logmel-v1 in the quality
 section before this work, and *domain_nn* (`detectors/domain.py`: k-means centres of the
@@ -273,13 +283,13 @@ recordings per class, else per window); pAUC McClish-standardised, max FPR 0.1.
 **Pooled features tried and not adopted** (exploratory run on the same mixtures before this
 benchmark, not repeated here): per-window mean-removed log-mel, Global Weighted Ranking
 Pooling of log-mel frames (r = 0.95, 0.5, plus the quietest frames), and band contrast
-against a median-smoothed spectrum, each with ECOD, kNN and nearest k-means centre: none beat
-logmel-v1 under noise (at 0 dB SNR 0.57-0.71 mean AUC against logmel-v1's 0.67-0.76), so
-logmel-v1 stays the recommended embedding.
+against a median-smoothed spectrum, each with ECOD, kNN and nearest k-means centre: none
+beat logmel-v1 under noise (at 0 dB SNR 0.57-0.71 mean AUC against logmel-v1's 0.67-0.76),
+so logmel-v1 stays the recommended embedding.
 
 **False alerts**: DCASE 2020 machine id_00 (75 normal 10 s recordings): train on the first
-7, 20 or 40, score the last {n_test} back to back through the service's alert engine with the
-default rule ({rule} windows), count alerts; the anomalous recording is played last.
+7, 20 or 40, score the last {n_test} back to back through the service's alert engine with
+the default rule ({rule} windows), count alerts; the anomalous recording is played last.
 Threshold calibrated on held-out *windows* (blocks, as before this work) or on *whole
 recordings* (every recording scored by a model fitted without it, threshold at least the
 level normal recordings reach given their spread; `detectors/calibration.py`).

@@ -183,13 +183,16 @@ class SensorClient:
         return SendResult(int(data.get("accepted", 0)), int(data.get("duplicates", 0)))
 
     def upload_audio(self, audio: bytes, *, start_us: int, baseline: bool = False,
-                     label: str | None = None,
+                     label: str | None = None, condition: str | None = None,
                      content_type: str = "application/octet-stream") -> UploadResult:
-        """POST a recording; the server embeds it into windows from ``start_us`` on."""
+        """POST a recording; the server embeds it into windows from ``start_us`` on.
+        ``condition`` names the machine's operating condition during the recording."""
         params: dict[str, str] = {"start": to_rfc3339(start_us),
                                   "baseline": "true" if baseline else "false"}
         if label is not None:
             params["label"] = label
+        if condition is not None:
+            params["condition"] = condition
         data = self._post(f"/v1/sensors/{self.sensor_id}/audio", content=audio,
                           headers={"Content-Type": content_type}, params=params)
         return UploadResult(int(data.get("accepted", 0)), int(data.get("duplicates", 0)),

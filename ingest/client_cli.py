@@ -41,7 +41,7 @@ from ingest.client import (
     ServiceUnavailableError,
     WindowSender,
 )
-from ingest.codec import parse_rfc3339, to_rfc3339
+from ingest.codec import now_us, parse_rfc3339, to_rfc3339
 from ingest.playback import (
     SPEC,
     Recording,
@@ -72,10 +72,6 @@ def _start_us(text: str | None, default_us: int) -> int:
 def _usage_error(message: str) -> int:
     print(f"earshot sensor: {message}", file=sys.stderr)
     return 2
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _paced(placed: list[tuple[Recording, int]], realtime: bool
@@ -157,7 +153,8 @@ def stream(sender: WindowSender, recordings: list[Recording], start_us: int, bat
 
 
 def upload(client: SensorClient, recordings: list[Recording], start_us: int, *,
-           baseline: bool, label: str | None, progress: bool = True) -> Totals:
+           baseline: bool, label: str | None, progress: bool = True,
+           condition: str | None = None) -> Totals:
     """One audio request per file, files back to back in time from ``start_us``."""
     totals = Totals()
     placed = back_to_back(recordings, start_us)
@@ -167,7 +164,7 @@ def upload(client: SensorClient, recordings: list[Recording], start_us: int, *,
             content_type = AUDIO_TYPES.get(rec.path.suffix.lower(), "application/octet-stream")
             result = client.upload_audio(rec.path.read_bytes(), start_us=file_start,
                                          baseline=baseline, label=label,
-                                         content_type=content_type)
+                                         condition=condition, content_type=content_type)
             totals.windows += result.windows
             totals.accepted += result.accepted
             totals.duplicates += result.duplicates
@@ -206,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
                                                         "endpoint, one request per file")
     u.add_argument("--baseline", action="store_true", help="mark them as normal operation")
     u.add_argument("--label", help="a class label for the recorded time ranges")
+    u.add_argument("--condition", help="the machine's operating condition while recording "
+                   "(e.g. 1800rpm): with --baseline, a few minutes teach a new normal")
     return parser
 
 
@@ -235,7 +234,7 @@ def _run(args: argparse.Namespace) -> Totals:
     recordings = find_recordings(args.path)
     retry = RetryPolicy(give_up_after_s=args.retry_for)
     realtime = args.command == "stream" and args.realtime
-    default = _now_us() - (0 if realtime else total_duration_us(recordings))
+    default = now_us() - (0 if realtime else total_duration_us(recordings))
     start_us = _start_us(args.start, default)
     # Said up front: re-running with this --start after a failure resumes without duplicates.
     print(f"earshot sensor: {len(recordings)} file(s) from --start {to_rfc3339(start_us)}",
@@ -243,7 +242,8 @@ def _run(args: argparse.Namespace) -> Totals:
     if args.command == "upload":
         with SensorClient(args.url, args.sensor_id, args.token, retry=retry) as client:
             return upload(client, recordings, start_us, baseline=args.baseline,
-                          label=args.label, progress=not args.quiet)
+                          label=args.label, progress=not args.quiet,
+                          condition=args.condition)
     sender = _sender(args, retry)
     audio = AudioShipper(sender, args.audio_chunk_s) if args.send_audio else None
     try:

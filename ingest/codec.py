@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,11 @@ class _Problem(Exception):
     def __init__(self, window: int, detail: str, status: int = 422) -> None:
         super().__init__(detail)
         self.window, self.detail, self.status = window, detail, status
+
+
+def now_us() -> int:
+    """The server time in microseconds since the epoch, as batches are checked against."""
+    return time.time_ns() // 1000
 
 
 def to_rfc3339(us: int) -> str:

@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 from psycopg_pool import ConnectionPool
 
 from ingest.mqtt import connect_async, parse_mqtt_url, persistent_client, shared_filter
-from ingest.mqtt_store import DimCache, Inbound, TopicPattern, Validator, limits_from, store_group
+from ingest.mqtt_store import DimCache, Inbound, TopicPattern, Validator, store_group
 from service import logs
 from service.db import make_pool
 from service.settings import Settings, get_settings
@@ -62,7 +62,7 @@ class Bridge:
         # (or a group change) never leaves the session subscribed twice.
         self._stale_filter = (settings.mqtt_topic if self._filter != settings.mqtt_topic
                               else None)
-        self._validator = Validator(self._topics, limits_from(settings), settings.max_body_bytes)
+        self._validator = Validator(self._topics, settings.batch_limits(), settings.max_body_bytes)
         self._dims = DimCache()
         self._queue: queue.Queue[Inbound] = queue.Queue(QUEUE_SIZE)
         self._stopping = threading.Event()

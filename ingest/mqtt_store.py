@@ -27,7 +27,6 @@ from ingest.store import (
     record_ingest_error,
     sensor_dim,
 )
-from service.settings import Settings
 
 SOURCE = "mqtt"
 EXCERPT_CHARS = 200
@@ -88,12 +87,6 @@ class DimCache:
         dim = sensor_dim(conn, sensor_id)
         self._entries[sensor_id] = (dim, now + self._ttl_s)
         return dim
-
-
-def limits_from(settings: Settings) -> BatchLimits:
-    return BatchLimits(max_windows=settings.max_batch_windows,
-                       max_past_s=settings.max_past_days * 86400.0,
-                       max_future_s=settings.max_future_s)
 
 
 @dataclass(frozen=True)

@@ -64,16 +64,6 @@ class StoredRecording:
     end: datetime
 
 
-def limits(settings: Settings) -> codec.BatchLimits:
-    return codec.BatchLimits(max_windows=settings.max_batch_windows,
-                             max_past_s=settings.max_past_days * 86400.0,
-                             max_future_s=settings.max_future_s)
-
-
-def now_us() -> int:
-    return (datetime.now(UTC) - _EPOCH) // _US
-
-
 def prepare(body: bytes, target: IngestTarget, policy: AudioPolicy, settings: Settings,
             start: datetime) -> PreparedRecording:
     """Decode, embed (built-in kinds) and encode (policy `keep`); validate the times."""
@@ -85,7 +75,8 @@ def prepare(body: bytes, target: IngestTarget, policy: AudioPolicy, settings: Se
         times = start_us + hop_us * np.arange(len(values), dtype=np.int64)
         # Through the batch codec: audio windows obey exactly the rules of sent windows.
         batch = codec.parse_batch(codec.encode_binary(times, values), codec.BINARY_TYPE,
-                                  dim=target.dim, limits=limits(settings), now_us=now_us())
+                                  dim=target.dim, limits=settings.batch_limits(),
+                                  now_us=codec.now_us())
         times_us, values = batch.times_us, batch.values
     else:
         _check_start(start_us, decoded.duration_s, settings)
@@ -109,7 +100,7 @@ def _end(start: datetime, decoded: DecodedAudio, target: IngestTarget,
 
 def _check_start(start_us: int, duration_s: float, settings: Settings) -> None:
     """The time rules of windows, for audio that yields none (custom embedding kinds)."""
-    now = now_us()
+    now = codec.now_us()
     if start_us < now - settings.max_past_days * 86400e6:
         raise BatchValidationError(f"start is more than {settings.max_past_days:g} days in the "
                                    "past")

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.codec import BatchLimits
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
 
@@ -54,7 +56,7 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field(default="earshot-bridge", min_length=1, max_length=64)
     # Bridges share the stream through `$share/<group>/<topic>`; empty: a plain
     # subscription (every bridge would get every message).
-    mqtt_share_group: str = Field(default="earshot", pattern=r"^[^/+#\s]*$", max_length=64)
+    mqtt_share_group: str = Field(default="", pattern=r"^[^/+#\s]*$", max_length=64)
     # Webhook delivery (service.alerting.delivery). The lease must outlast one request, so
     # the worker uses max(lease, timeout + 1): an in-flight send is never claimed twice.
     webhook_timeout_s: float = Field(15.0, gt=0, le=120)
@@ -121,6 +123,12 @@ class Settings(BaseSettings):
                 "(unset it and `make run` generates one)"
             )
         return value
+
+    def batch_limits(self) -> BatchLimits:
+        """The count and time rules every ingest path applies to windows."""
+        return BatchLimits(max_windows=self.max_batch_windows,
+                           max_past_s=self.max_past_days * 86400.0,
+                           max_future_s=self.max_future_s)
 
     @property
     def pg_dir(self) -> Path:

@@ -23,6 +23,7 @@ from service.settings import Settings
 CHILD_STOP_TIMEOUT_S = 15.0
 RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0
 STABLE_S = 60.0
+DEFAULT_SHARE_GROUP = "earshot"
 
 
 def ensure_admin_key(settings: Settings) -> str:
@@ -176,15 +177,25 @@ def bridge_client_id(base: str, index: int, count: int) -> str:
     return base if count == 1 else f"{base}-{index + 1}"
 
 
+def bridge_env(settings: Settings, env: dict[str, str], index: int,
+               count: int) -> dict[str, str]:
+    """A lone bridge subscribes plainly: Mosquitto 2.0.11 does not keep a shared
+    subscription's queued messages across a broker restart (docs/mqtt.md). Several bridges
+    need a share group to split the stream: `DEFAULT_SHARE_GROUP` unless one is set."""
+    group = settings.mqtt_share_group or (DEFAULT_SHARE_GROUP if count > 1 else "")
+    return {**env, "EARSHOT_MQTT_CLIENT_ID": bridge_client_id(settings.mqtt_client_id, index,
+                                                              count),
+            "EARSHOT_MQTT_SHARE_GROUP": group}
+
+
 def service_children(settings: Settings, env: dict[str, str], workers: int = 1,
                      bridges: int = 1) -> list[Child]:
     exe = [sys.executable, "-m", "service.cli"]
     children = [Child("api", [*exe, "api"], env)]
     children += [Child(f"worker-{i + 1}", [*exe, "worker"], env) for i in range(workers)]
     for i in range(bridges):
-        client_id = bridge_client_id(settings.mqtt_client_id, i, bridges)
         children.append(Child(f"bridge-{i + 1}", [*exe, "bridge"],
-                              {**env, "EARSHOT_MQTT_CLIENT_ID": client_id}))
+                              bridge_env(settings, env, i, bridges)))
     if bridges:  # audio messages are few and heavy: one audio bridge (service.mqtt_audio)
         children.append(Child("audio-bridge", [*exe, "audio-bridge"], env))
     return children

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest import codec
 from ingest.group_commit import GroupCommitter
 from ingest.store import SensorBatch, UnknownSensorError
-from service.api.ingest import _BATCH_BODY, _limits, _now_us, _require_media_type, read_body
+from service.api.ingest import _BATCH_BODY, _require_media_type, read_body
 from service.deps import cached_principal
 from service.errors import ForbiddenError, NotFoundError, UnprocessableError
 from service.queries import sensors as sensor_queries
@@ -119,8 +119,8 @@ async def post_embeddings(request: Request) -> Response:
     media = _require_media_type(request, codec.SUPPORTED_CONTENT_TYPES)
     target = await _target(request, sensor_id)
     body = await read_body(request, settings.max_body_bytes)
-    parse = partial(codec.parse_batch, body, media, dim=target.dim, limits=_limits(settings),
-                    now_us=_now_us())
+    parse = partial(codec.parse_batch, body, media, dim=target.dim, limits=settings.batch_limits(),
+                    now_us=codec.now_us())
     inline = media == codec.BINARY_TYPE and len(body) <= INLINE_PARSE_BYTES
     batch = parse() if inline else await run_in_threadpool(parse)
     committer: GroupCommitter = request.app.state.ingest_committer

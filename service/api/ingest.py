@@ -9,19 +9,15 @@ slow client uploads. The answer is sent only after the windows are committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-import numpy as np
-import psycopg
 from fastapi import APIRouter, Depends, Header, Request
 from psycopg_pool import ConnectionPool
 
 from ingest import codec
 from ingest.errors import PayloadTooLargeError, UnsupportedMediaTypeError
-from ingest.store import InsertResult, insert_windows
 from service.deps import ConnDep, PoolDep, ReaderDep, SettingsDep, get_principal
 from service.errors import BadRequestError, ForbiddenError, NotFoundError
 from service.queries import ingest_errors
@@ -33,7 +29,6 @@ from service.schemas.ingest import (
     IngestErrorOut,
 )
 from service.security import Principal
-from service.settings import Settings
 
 router = APIRouter(prefix="/sensors", tags=["ingest"])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -114,31 +109,6 @@ def _target(pool: ConnectionPool, sensor_id: UUID) -> IngestTarget:
     if target is None:
         raise NotFoundError(f"sensor {sensor_id} does not exist")
     return target
-
-
-def _limits(settings: Settings) -> codec.BatchLimits:
-    return codec.BatchLimits(max_windows=settings.max_batch_windows,
-                             max_past_s=settings.max_past_days * 86400.0,
-                             max_future_s=settings.max_future_s)
-
-
-def _now_us() -> int:
-    return (datetime.now(UTC) - _EPOCH) // _ONE_US
-
-
-def _commit_windows(pool: ConnectionPool, target: IngestTarget, times_us: np.ndarray,
-                    values: np.ndarray,
-                    annotate: Callable[[psycopg.Connection], Any] | None = None) -> InsertResult:
-    """Store validated windows, and `annotate`'s rows unless every window was already
-    stored (a retried upload, whose annotations committed with it), in one transaction,
-    committed on return. A fresh pooled connection is idle: this is the top-level one."""
-    with pool.connection() as conn, conn.transaction():
-        if sensor_queries.ingest_target(conn, target.id, lock=True) is None:
-            raise NotFoundError(f"sensor {target.id} was deleted during the request")
-        result = insert_windows(conn, target.id, times_us, values)
-        if annotate is not None and result.accepted > 0:
-            annotate(conn)
-    return result
 
 
 @router.get("/{sensor_id}/ingest-errors", response_model=IngestErrorList)

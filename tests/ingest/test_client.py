@@ -172,7 +172,7 @@ def test_upload_folder_as_baseline_stores_windows_and_baselines(
     start = start_us()
     code, out, err = finish(cli("upload", "--url", shared.url, "--sensor-id", str(sensor.id),
                                 "--token", sensor.token, "--start", to_rfc3339(start),
-                                "--baseline", str(folder)))
+                                "--baseline", "--condition", "1800rpm", str(folder)))
     assert code == 0, err
     times, values = expected_windows(folder, start)
     assert len(times) == 10 + 10 + 5
@@ -187,6 +187,11 @@ def test_upload_folder_as_baseline_stores_windows_and_baselines(
     assert file_starts[1] - file_starts[0] == round(448027 * 1e6 / 44100)  # exact durations
     assert [(r[0] - epoch) // timedelta(microseconds=1) for r in rows] == file_starts
     assert [(r[1] - r[0]).total_seconds() for r in rows] == [10.0, 10.0, 5.0]
+    conditions = shared.db.execute(
+        "SELECT start_at, end_at, name, source FROM machine_conditions WHERE machine_id = %s "
+        "ORDER BY start_at", (sensor.machine_id,)).fetchall()
+    assert [(c[0], c[1]) for c in conditions] == [(r[0], r[1]) for r in rows]
+    assert {(c[2], c[3]) for c in conditions} == {("1800rpm", "audio-upload")}
 
 
 def test_stream_cli_windows_equal_the_servers_audio_windows(

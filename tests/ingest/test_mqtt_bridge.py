@@ -30,7 +30,6 @@ from ingest.mqtt_store import (
     InvalidMessage,
     TopicPattern,
     Validator,
-    limits_from,
     store_group,
 )
 from ingest.store import read_windows
@@ -349,7 +348,7 @@ def test_a_batch_the_database_refuses_is_dead_lettered_and_its_group_still_store
     topic = sensor_topic(sensor_id)
     group = [Inbound(1, i, 1, topic, payload(times[i:i + 1], values[i:i + 1]).encode())
              for i in range(4)]
-    validator = Validator(TopicPattern(settings.mqtt_topic), limits_from(settings), 1 << 20)
+    validator = Validator(TopicPattern(settings.mqtt_topic), settings.batch_limits(), 1 << 20)
     assert store_group(db, validator, DimCache(), group) == (3, 1)
     keep = [0, 1, 3]
     assert_stored(db, sensor_id, times[keep], values[keep])

@@ -32,7 +32,8 @@ def bridges(settings: Settings, broker: Mosquitto, tmp_path: Path) -> list[Child
     base = f"earshot-bridge-{tmp_path.name[-8:]}"
     return [Child(f"bridge-{i + 1}", [sys.executable, "-m", "service.cli", "bridge"],
                   {**service_env(settings, EARSHOT_MQTT_URL=broker.url, EARSHOT_LOG_LEVEL="INFO",
-                                 EARSHOT_MQTT_CLIENT_ID=bridge_client_id(base, i, 2)),
+                                 EARSHOT_MQTT_CLIENT_ID=bridge_client_id(base, i, 2),
+                                 EARSHOT_MQTT_SHARE_GROUP="earshot"),
                    "PYTHONPATH": str(ROOT)},
                   log_path=tmp_path / f"bridge-{i + 1}.log") for i in range(2)]
 
