@@ -210,9 +210,10 @@ train on three folds, test on the fourth, every fold once. Each model gets 1 s w
 16 kHz mono audio, as the service cuts them (statistical classifiers: the logmel-v1 vector
 of each window; networks: its log-mel spectrogram, 64 mel bands x 30 frames); a clip is
 classified by the mean of its windows' probabilities. Each fit runs in a fresh process
-with one thread. *Training s per 100 clips* includes feature extraction (and the
-pretraining of the embedding network for the transfer rows); *vs logreg* is the ratio to
-logistic regression measured in the same run. The CNN holds out whole recordings of its
+with one thread. *Training s per 100 clips* includes feature extraction; for the transfer
+rows it counts the per-fold step only (the one pretraining is in its own table: its seconds
+per 100 recordings are of the order of a cnn fit); *vs logreg* is the ratio to logistic
+regression measured in the same run. The CNN holds out whole recordings of its
 training folds (validation_fraction 0.2) for early stopping, so the test fold is never
 seen during training.
 
