@@ -16,4 +16,5 @@ BENCHMARKS = [
     "bench.audio",
     "bench.dashboard",
     "bench.scaling",
+    "bench.esc10_cnn",
 ]

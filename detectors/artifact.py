@@ -22,6 +22,7 @@ import pickle
 import platform
 import struct
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,9 @@ def library_versions() -> dict[str, str]:
         "sklearn": sklearn.__version__,
         "pyod": pyod.__version__,
         "torch": torch.__version__,
+        # Pickled inside cnn classifiers; read from the metadata so skorch is not imported
+        # by every process that only handles detectors.
+        "skorch": metadata.version("skorch"),
     }
 
 

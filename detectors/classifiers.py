@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -52,6 +52,41 @@ class Algorithm:
     description: str
     specs: tuple[ParamSpec, ...]
     make: Callable[[dict[str, ParamValue]], ClassifierMixin]
+    # "embedding": rows are embedding vectors (standardised first); "audio": rows are
+    # fixed-length mono 16 kHz clips (see detectors.audio_nets), fed as they are.
+    input: str = "embedding"
+
+
+def _cnn(p: dict[str, ParamValue]) -> ClassifierMixin:
+    from .cnn import CNNClassifier  # torch + skorch: imported when a cnn is built
+
+    return CNNClassifier(**cast(dict[str, Any], p))
+
+
+_CNN_SPECS = (
+    ParamSpec("max_epochs", int, 30, "Most passes over the training clips; early stopping "
+              "on the grouped validation loss usually ends sooner.", min=1, max=1000),
+    ParamSpec("patience", int, 10, "Epochs without a better validation loss before "
+              "stopping (the best epoch's weights are kept).", min=1, max=1000),
+    ParamSpec("lr", float, 3e-3, "AdamW learning rate.", min=1e-6, max=1.0),
+    ParamSpec("width", int, 16, "Channels of the first convolution (the network has "
+              "~width^2 * 40 weights).", min=4, max=128),
+    ParamSpec("gain_db", float, 6.0, "Augmentation: random gain of +- this many dB "
+              "(0: off).", min=0.0, max=40.0),
+    ParamSpec("time_shift", bool, True, "Augmentation: rotate each clip in time."),
+    ParamSpec("background", float, 0.5, "Augmentation: probability of mixing another "
+              "training clip in at 6-20 dB below (0: off).", min=0.0, max=1.0),
+    ParamSpec("freq_mask", int, 8, "SpecAugment: widest masked band of mel bins (0: off).",
+              min=0, max=64),
+    ParamSpec("time_mask", int, 12, "SpecAugment: longest masked run of frames (0: off).",
+              min=0, max=200),
+    ParamSpec("mixup", float, 0.2, "Mixup Beta(a, a) parameter (0: off).", min=0.0,
+              max=10.0),
+    ParamSpec("validation_fraction", float, 0.2, "Share of recordings (whole groups) held "
+              "out for early stopping.", min=0.0, max=0.5),
+    ParamSpec("max_train_seconds", float, 900.0, "A fit running longer fails with a clear "
+              "error instead of hanging.", min=1.0, max=86_400.0),
+    RANDOM_STATE_SPEC)
 
 
 def _weight(params: Mapping[str, ParamValue]) -> str | None:
@@ -94,6 +129,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               lambda p: MLPClassifier(hidden_layer_sizes=(p["hidden"],), alpha=p["alpha"],
                                       max_iter=p["max_iter"], random_state=p["random_state"],
                                       early_stopping=False)),
+    Algorithm("cnn", "Small depthwise-separable CNN on log-mel spectrograms of the audio "
+              "itself (torch, one thread), trained with augmentation and early stopping. "
+              "Needs the sensor's audio stored for the labelled ranges.", _CNN_SPECS, _cnn,
+              input="audio"),
 )}
 
 
@@ -127,7 +166,7 @@ def get_algorithm(name: str) -> Algorithm:
 
 def list_algorithms() -> list[dict[str, Any]]:
     """JSON-serialisable description of every classifier and its parameters."""
-    return [{"name": a.name, "description": a.description,
+    return [{"name": a.name, "description": a.description, "input": a.input,
              "params": [spec.to_dict() for spec in a.specs]} for a in ALGORITHMS.values()]
 
 
@@ -142,9 +181,20 @@ def validate_params(name: str, params: Mapping[str, object] | None) -> dict[str,
 
 
 def build(name: str, params: Mapping[str, object] | None = None) -> Pipeline:
-    """An unfitted ``StandardScaler -> classifier`` pipeline."""
+    """An unfitted ``StandardScaler -> classifier`` pipeline (audio classifiers: the
+    classifier alone)."""
     checked = validate_params(name, params)
-    return Pipeline([("scale", StandardScaler()), ("classify", get_algorithm(name).make(checked))])
+    algorithm = get_algorithm(name)
+    if algorithm.input == "audio":
+        return Pipeline([("classify", algorithm.make(checked))])
+    return Pipeline([("scale", StandardScaler()), ("classify", algorithm.make(checked))])
+
+
+def _group_params(pipeline: Pipeline, groups: NDArray[Any]) -> dict[str, Any]:
+    """Fit parameters passing recording groups to a classifier that validates on them."""
+    if getattr(pipeline[-1], "accepts_groups", False):
+        return {"classify__groups": groups}
+    return {}
 
 
 def check_training_data(y: NDArray[Any], min_per_class: int = MIN_WINDOWS_PER_CLASS) -> None:
@@ -196,7 +246,8 @@ def _cross_validate(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, groups: Arra
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (ConvergenceWarning, UserWarning))
         for train_rows, test_rows in folds.split(X_arr, y_arr, g_arr):
-            model = clone(pipeline).fit(X_arr[train_rows], y_arr[train_rows])
+            model = clone(pipeline).fit(X_arr[train_rows], y_arr[train_rows],
+                                        **_group_params(pipeline, g_arr[train_rows]))
             # A fold may lack a class entirely: its column stays 0 for those rows.
             columns = [labels.index(str(c)) for c in model.classes_]
             proba[np.ix_(test_rows, columns)] = model.predict_proba(X_arr[test_rows])
@@ -238,7 +289,7 @@ def fit(name: str, params: Mapping[str, object] | None, X: ArrayLike, y: ArrayLi
     metrics, oof = _cross_validate(pipeline, X, y_arr, groups, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        pipeline.fit(np.asarray(X), y_arr)
+        pipeline.fit(np.asarray(X), y_arr, **_group_params(pipeline, np.asarray(groups)))
     return FittedClassifier(pipeline, [str(c) for c in pipeline.classes_], metrics,
                             time.perf_counter() - started, oof)
 

@@ -9,11 +9,12 @@ from types import ModuleType
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from fastapi import APIRouter
 
 from service.deps import AdminDep, ConnDep, ReaderDep
-from service.errors import NotFoundError
-from service.queries import model_configs
+from service.errors import NotFoundError, UnprocessableError
+from service.queries import labels, model_configs, training_data
 from service.schemas.classification import (
     ClassifierCatalogue,
     ClassifierConfigIn,
@@ -43,6 +44,21 @@ def config_out(row: dict[str, Any]) -> ClassifierConfigOut:
         activation=row["activation"], updated_at=row["updated_at"], next_retrain_at=next_at)
 
 
+def require_stored_audio(conn: psycopg.Connection, machine_id: UUID, algorithm: str) -> None:
+    """422 naming the label ranges without stored audio, for a classifier that listens
+    to the audio itself (`cnn`); nothing for the embedding classifiers."""
+    from service.training import classifier_audio
+
+    if not classifier_audio.needs_audio(algorithm):
+        return
+    sensors = [s.id for s in training_data.machine_sensors(conn, machine_id)]
+    try:
+        classifier_audio.require_audio(conn, machine_id, algorithm, sensors,
+                                       labels.machine_labels(conn, machine_id))
+    except classifier_audio.MissingAudioError as exc:
+        raise UnprocessableError(str(exc)) from None
+
+
 @router.get("/classifiers", response_model=ClassifierCatalogue)
 def list_classifiers(_: ReaderDep) -> ClassifierCatalogue:
     return ClassifierCatalogue(algorithms=_classifiers().list_algorithms())
@@ -56,6 +72,7 @@ def put_classifier(machine_id: UUID, body: ClassifierConfigIn, conn: ConnDep,
     with conn.transaction():
         if not model_configs.machine_exists(conn, machine_id):
             raise NotFoundError(f"machine {machine_id} does not exist")
+        require_stored_audio(conn, machine_id, body.algorithm)
         row = model_configs.upsert_config(
             conn, machine_id, TARGET, algorithm=body.algorithm, params=params, threshold={},
             retrain_cron=body.retrain_cron, training_window_s=body.training_window,

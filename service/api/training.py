@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
+from service.api.classifier import require_stored_audio
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import jobs, model_configs
@@ -29,11 +30,14 @@ def train(machine_id: UUID, conn: ConnDep, _: AdminDep, response: Response,
     with conn.transaction():
         if not model_configs.machine_exists(conn, machine_id):
             raise NotFoundError(f"machine {machine_id} does not exist")
-        if model_configs.get_config(conn, machine_id, target) is None:
+        config = model_configs.get_config(conn, machine_id, target)
+        if config is None:
             if target != DEFAULT_TARGET:
                 raise ConflictError(f"machine {machine_id} has no {target} configured; "
                                     f"PUT /v1/machines/{machine_id}/{target} first")
             recommended_detector(conn, machine_id)
+        elif target == "classifier":  # a cnn without the labelled ranges' audio: say so
+            require_stored_audio(conn, machine_id, config["algorithm"])
         # A manual job still waiting already covers this request: do not pile up reruns.
         job = jobs.queued_manual(conn, machine_id, target) or \
             jobs.insert_manual(conn, machine_id, target)

@@ -22,8 +22,10 @@ import sklearn
 
 from ingest.store import decode_vectors
 from service.classification import notify
+from service.classification.audio_clips import sensor_clips
 from service.queries import predictions as prediction_queries
 from service.queries import scores as q
+from service.queries.training_data import window_lengths
 
 log = logging.getLogger("earshot.scoring")
 TARGET = "classifier"
@@ -101,12 +103,44 @@ def gather(rows: list[tuple[int, datetime, bytes]], batches: list[q.ClaimedBatch
     return work
 
 
-def _rows(machine_id: UUID, item: Work) -> prediction_queries.PredictionRows:
+def _listens(model: Any) -> bool:
+    """Whether the classifier takes the windows' audio (`cnn`), not their embeddings."""
+    from detectors import classifiers
+
+    try:
+        return classifiers.get_algorithm(model.algorithm).input == "audio"
+    except classifiers.UnknownClassifierError:
+        return False
+
+
+def _inputs(conn: psycopg.Connection, item: Work) -> tuple[list[tuple[UUID, datetime]],
+                                                           np.ndarray]:
+    """(window keys, model input rows): embeddings, or for an audio classifier the held
+    audio of each window (windows whose audio is not stored stay unpredicted)."""
     keys = list(item.keys)
-    vectors = decode_vectors(list(item.keys.values()), item.model.dim)
+    if not _listens(item.model):
+        return keys, decode_vectors(list(item.keys.values()), item.model.dim)
+    lengths = window_lengths(conn, list({k[0] for k in keys}))
+    held: list[tuple[UUID, datetime]] = []
+    clips: list[np.ndarray] = []
+    for sensor in dict.fromkeys(k[0] for k in keys):
+        rows = [k for k in keys if k[0] == sensor]
+        found = sensor_clips(conn, sensor, [k[1] for k in rows], lengths.get(sensor, 1.0))
+        held += [k for k, ok in zip(rows, found.held, strict=True) if ok]
+        clips.append(found.clips[found.held])
+    if len(held) < len(keys):
+        log.warning("windows without stored audio are not classified",
+                    extra={"count": len(keys) - len(held), "version": item.model.version})
+    return held, np.concatenate(clips) if clips else np.empty((0, 0), np.float32)
+
+
+def _rows(conn: psycopg.Connection, machine_id: UUID, item: Work
+          ) -> prediction_queries.PredictionRows:
+    keys, inputs = _inputs(conn, item)
     pipeline = item.model.detector
-    probs = np.asarray(pipeline.predict_proba(vectors), dtype=np.float64)
     labels = [str(c) for c in pipeline.classes_]
+    probs = np.asarray(pipeline.predict_proba(inputs), dtype=np.float64) if keys else \
+        np.empty((0, len(labels)))
     best = probs.argmax(axis=1)
     return prediction_queries.PredictionRows(
         machine_id=machine_id, version=item.model.version,
@@ -121,7 +155,7 @@ def store(conn: psycopg.Connection, work: dict[UUID, Work]) -> int:
     total = 0
     for machine_id, item in work.items():
         with sklearn.config_context(assume_finite=True):  # ingest refuses NaN/Inf
-            rows = _rows(machine_id, item)
+            rows = _rows(conn, machine_id, item)
         inserted = prediction_queries.insert(conn, rows)
         notify.on_predicted(conn, machine_id, item.model.version, inserted)
         total += len(inserted)

@@ -35,7 +35,7 @@ from service.queries import labels as label_queries
 from service.queries import training_data as data_queries
 from service.queries.jobs import ClaimedJob
 from service.settings import Settings
-from service.training import compute
+from service.training import classifier_audio, compute
 from service.training.errors import TrainingError
 from service.training.targets import TrainedModel, compute_key
 
@@ -59,6 +59,8 @@ class LabelledSet:
     sensor_ids: list[UUID]  # of each window
     window_s: dict[UUID, float]
     event_params: dict[str, EventParams]
+    # Classifiers on audio (`cnn`): clip length and windows left without stored audio.
+    audio: dict[str, Any] | None = None
 
 
 def _sensors(conn: psycopg.Connection, machine_id: UUID,
@@ -213,7 +215,7 @@ def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
         "machine_id": str(data.config["machine_id"]), "target": TARGET,
         "embedding_kind": ref.embedding_kind, "dim": ref.dim,
         "train_start": times[0].isoformat(), "train_end": times[-1].isoformat(),
-        "n_windows": len(times)})
+        "n_windows": len(times), "input": "audio" if data.audio else "embedding"})
     metrics = {
         **fitted.metrics,
         "classes": fitted.labels,
@@ -224,6 +226,7 @@ def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
         "event_timing": event_timing(data, fitted),
         "training_window_s": data.config["training_window_s"],
         "capped_at": max_windows if len(times) >= max_windows else None,
+        "audio": data.audio,
     }
     return TrainedModel(
         algorithm=data.config["algorithm"],
@@ -239,6 +242,8 @@ def train(settings: Settings, conn: psycopg.Connection, job: ClaimedJob) -> Trai
     on the Dask cluster)."""
     with conn.transaction():
         data = load_labelled(conn, settings, job.machine_id)
+        if classifier_audio.needs_audio(data.config["algorithm"]):
+            data = classifier_audio.with_audio(conn, data)
     return compute.run(fit_model, data, settings.train_max_windows,
                        scheduler=settings.dask_scheduler, key=compute_key(job))
 

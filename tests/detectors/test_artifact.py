@@ -66,7 +66,8 @@ def test_header_describes_the_model(fitted: BaseDetector) -> None:
     blob, _ = dump(fitted, META)
     header = read_header(blob)
     assert header["format_version"] == FORMAT_VERSION
-    assert set(header["libraries"]) == {"python", "numpy", "sklearn", "pyod", "torch"}
+    assert set(header["libraries"]) == {"python", "numpy", "sklearn", "pyod", "torch",
+                                         "skorch"}
     assert header["params"] == {
         "n_neighbors": 5,
         "method": "mean",

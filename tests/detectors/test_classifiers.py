@@ -33,9 +33,9 @@ def esc10(classes: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, np.ndarray, n
     return np.concatenate(X), np.array(y), np.array(groups)
 
 
-def test_catalogue_lists_four_algorithms_with_param_specs() -> None:
+def test_catalogue_lists_the_algorithms_with_param_specs() -> None:
     listed = {a["name"]: a for a in classifiers.list_algorithms()}
-    assert set(listed) == {"logreg", "random_forest", "gradient_boosting", "mlp"}
+    assert set(listed) == {"logreg", "random_forest", "gradient_boosting", "mlp", "cnn"}
     assert {p["name"] for p in listed["logreg"]["params"]} == {"C", "max_iter", "class_weight"}
     assert classifiers.validate_params("random_forest", {"n_estimators": 10})["n_estimators"] == 10
 

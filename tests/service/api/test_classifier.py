@@ -44,7 +44,7 @@ def configure(admin: TestClient, machine_id: str, **body: Any) -> Any:
 
 def test_catalogue_and_configuration(admin: TestClient, conn: psycopg.Connection) -> None:
     names = {a["name"] for a in admin.get("/v1/classifiers").json()["algorithms"]}
-    assert names == {"logreg", "random_forest", "gradient_boosting", "mlp"}
+    assert names == {"logreg", "random_forest", "gradient_boosting", "mlp", "cnn"}
     machine_id, _ = make_sensor(admin)
     problem(admin.get(f"/v1/machines/{machine_id}/classifier"), 404, "no classifier")
     saved = configure(admin, machine_id, params={"C": 0.5}, retrain_cron="0 3 * * *")
