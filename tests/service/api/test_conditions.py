@@ -12,6 +12,7 @@ import psycopg
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
+from detectors import registry
 from service.settings import Settings
 from tests.conftest import DATA_DIR
 from tests.service.api.test_detectors import assert_problem
@@ -71,7 +72,7 @@ def test_defaults_then_a_few_shot_new_condition(admin: TestClient, settings: Set
     job = train(admin, settings, pool, machine_id, "detector")
     assert job["state"] == "succeeded", job["error"]
     config = admin.get(f"/v1/machines/{machine_id}/detector").json()
-    assert config["algorithm"] == "domain_nn"
+    assert config["algorithm"] == registry.RECOMMENDED
     model = admin.get(f"/v1/machines/{machine_id}/models/1").json()
     basis = model["metrics"]["threshold_basis"]
     assert basis["training_recordings"] == 6 and basis["holdout_recordings"] == 6

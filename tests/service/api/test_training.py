@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
+from detectors import registry
 from service.db import make_pool
 from service.settings import Settings
 from service.training import runner
@@ -163,10 +164,11 @@ def test_train_without_a_detector_stores_the_recommended_one(
     assert_problem(admin.get(f"/v1/machines/{machine_id}/detector"), 404)
     assert admin.post(f"/v1/machines/{machine_id}/train").status_code == 202
     config = admin.get(f"/v1/machines/{machine_id}/detector").json()
-    assert config["algorithm"] == "domain_nn" and config["activation"] == "auto"
-    assert config["params"]["n_centres"] == 16 and config["retrain_cron"] is None
+    assert config["algorithm"] == registry.RECOMMENDED and config["activation"] == "auto"
+    assert config["params"] == registry.validate_params(registry.RECOMMENDED, {})
+    assert config["retrain_cron"] is None
     listed = admin.get("/v1/detectors").json()["algorithms"]
-    assert [a["name"] for a in listed if a["recommended"]] == ["domain_nn"]
+    assert [a["name"] for a in listed if a["recommended"]] == [registry.RECOMMENDED]
 
 
 def test_repeated_requests_share_the_queued_job(admin: TestClient,
