@@ -98,8 +98,9 @@ def check_audio_back(url: str, sensor_id: str, upload: Upload) -> None:
     back = back[:original.shape[0]]
     if upload.lossless:
         assert np.array_equal(back, original), f"{upload.path}: samples differ"
-    else:  # decoded Vorbis, quantised to 16 bits on the way in: within one step
-        assert np.abs(back.astype(np.int32) - original).max() <= 1, upload.path
+    else:  # decoded Vorbis: libsndfile scales float to int16 by 32767 on the way out and
+        # int16 to float by 1/32768 on the way in, so two conversions differ by up to 2 steps
+        assert np.abs(back.astype(np.int32) - original).max() <= 2, upload.path
 
 
 @dataclass(frozen=True)

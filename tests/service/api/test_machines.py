@@ -202,7 +202,7 @@ def test_delete_with_data_needs_confirmation(admin: TestClient,
     problem = refused.json()
     assert "7 windows" in problem["detail"] and "confirm=delete-data" in problem["detail"]
     assert problem["data"] == {"windows": 7, "scores": 7, "predictions": 7, "models": 0,
-                               "baselines": 1, "labels": 0}
+                               "baselines": 1, "labels": 0, "audio_chunks": 0}
     assert _hypertable_rows(conn, sensor["id"]) == {
         "embeddings": 7, "scores": 7, "predictions": 7, "ingest_batches": 1, "ingest_errors": 1}
     wrong = admin.delete(f"/v1/machines/{machine['id']}", params={"confirm": "yes"})
