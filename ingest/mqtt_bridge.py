@@ -28,15 +28,14 @@ from __future__ import annotations
 import logging
 import queue
 import signal
-import threading
 from types import FrameType
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
 from psycopg_pool import ConnectionPool
 
-from ingest.mqtt import connect_async, parse_mqtt_url, persistent_client, shared_filter
+from ingest.mqtt import parse_mqtt_url, shared_filter
 from ingest.mqtt_store import DimCache, Inbound, TopicPattern, Validator, store_group
+from ingest.mqtt_subscriber import AckingSubscriber
 from service import logs
 from service.db import make_pool
 from service.settings import Settings, get_settings
@@ -50,67 +49,28 @@ BACKOFF_INITIAL_S = 0.25
 BACKOFF_MAX_S = 15.0
 
 
-class Bridge:
+class Bridge(AckingSubscriber):
     """The MQTT client (paho's network thread) plus the storing worker (``run``)."""
 
     def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
         self._settings, self._pool = settings, pool
         self._topics = TopicPattern(settings.mqtt_topic)
-        self._broker = parse_mqtt_url(settings.mqtt_url)
-        self._filter = shared_filter(settings.mqtt_topic, settings.mqtt_share_group)
+        subscription = shared_filter(settings.mqtt_topic, settings.mqtt_share_group)
         # The other form of the subscription, dropped from a resumed session so an upgrade
         # (or a group change) never leaves the session subscribed twice.
-        self._stale_filter = (settings.mqtt_topic if self._filter != settings.mqtt_topic
+        self._stale_filter = (settings.mqtt_topic if subscription != settings.mqtt_topic
                               else None)
         self._validator = Validator(self._topics, settings.batch_limits(), settings.max_body_bytes)
         self._dims = DimCache()
         self._queue: queue.Queue[Inbound] = queue.Queue(QUEUE_SIZE)
-        self._stopping = threading.Event()
-        self._ack_lock = threading.Lock()
-        self._generation = 0
         self.stored_windows = self.dead_letters = 0
-        self.subscribed = False
-        self._client = self._make_client()
+        super().__init__(settings.mqtt_client_id, parse_mqtt_url(settings.mqtt_url),
+                         subscription, log, RECEIVE_MAXIMUM)
+        self._client.on_message = self._on_message
 
-    def _make_client(self) -> mqtt.Client:
-        client = persistent_client(self._settings.mqtt_client_id, self._broker, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        return client
-
-    def _on_connect(self, client: mqtt.Client, _userdata: object, flags: mqtt.ConnectFlags,
-                    reason: mqtt.ReasonCode, _props: Properties | None) -> None:
-        if reason.is_failure:
-            log.error("MQTT broker refused the connection: %s", reason)
-            return
-        with self._ack_lock:
-            self._generation += 1
-        if self._stale_filter is not None and flags.session_present:
+    def _before_subscribe(self, client: mqtt.Client, session_present: bool) -> None:
+        if self._stale_filter is not None and session_present:
             client.unsubscribe(self._stale_filter)
-        client.subscribe(self._filter, qos=1)
-        log.info("connected to MQTT broker %s:%d (session present: %s)", self._broker.host,
-                 self._broker.port, flags.session_present)
-
-    def _on_subscribe(self, _client: mqtt.Client, _userdata: object, _mid: int,
-                      reasons: list[mqtt.ReasonCode], _props: Properties | None) -> None:
-        # Until the first subscription exists the broker routes nothing to this session:
-        # operators (and tests) wait for this line before sensors publish.
-        if any(reason.is_failure for reason in reasons):
-            log.error("MQTT broker refused the subscription to %s: %s", self._filter,
-                      ", ".join(map(str, reasons)))
-        else:
-            self.subscribed = True
-            log.info("subscribed to %s", self._filter)
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: object,
-                       _flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
-                       _props: Properties | None) -> None:
-        with self._ack_lock:
-            self._generation += 1
-        if not self._stopping.is_set():
-            log.warning("MQTT connection lost (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object,
                     message: mqtt.MQTTMessage) -> None:
@@ -153,28 +113,13 @@ class Bridge:
             return True
         return False
 
-    def _ack(self, group: list[Inbound]) -> None:
-        with self._ack_lock:
-            for msg in group:
-                if msg.generation == self._generation and msg.qos > 0:
-                    self._client.ack(msg.mid, msg.qos)
-
     def run(self) -> None:
         """Connect (retrying in the background) and store until ``stop()``."""
-        # Receive Maximum caps unacknowledged deliveries, so the queue never fills.
-        connect_async(self._client, self._broker, receive_maximum=RECEIVE_MAXIMUM)
-        self._client.loop_start()
-        try:
+        with self._connected():
             while not self._stopping.is_set():
                 group = self._next_group()
                 if group and self._commit(group):
-                    self._ack(group)
-        finally:
-            self._client.disconnect()
-            self._client.loop_stop()
-
-    def stop(self) -> None:
-        self._stopping.set()
+                    self._acks((m.generation, m.mid, m.qos) for m in group)
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import queue
 import signal
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
@@ -38,14 +37,9 @@ from psycopg_pool import ConnectionPool
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from ingest.errors import IngestError
-from ingest.mqtt import (
-    START_PROPERTY,
-    connect_async,
-    parse_mqtt_url,
-    persistent_client,
-    shared_filter,
-)
+from ingest.mqtt import START_PROPERTY, parse_mqtt_url, shared_filter
 from ingest.mqtt_store import InvalidMessage, TopicPattern
+from ingest.mqtt_subscriber import AckingSubscriber
 from ingest.store import record_ingest_error
 from service import audio_ingest, logs
 from service.audio_ingest import AudioUpload
@@ -101,52 +95,19 @@ def parse_start(value: str | None) -> datetime:
                              "3339 time with an offset") from None
 
 
-class AudioBridge:
+class AudioBridge(AckingSubscriber):
     """The MQTT client (paho's network thread) plus the storing worker (``run``)."""
 
     def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
         self._settings, self._pool = settings, pool
         self._topics = TopicPattern(settings.mqtt_audio_topic)
-        self._filter = shared_filter(settings.mqtt_audio_topic, settings.mqtt_share_group)
-        self._broker = parse_mqtt_url(settings.mqtt_url)
         self._queue: queue.Queue[AudioMessage] = queue.Queue(2 * RECEIVE_MAXIMUM)
-        self._stopping = threading.Event()
-        self._ack_lock = threading.Lock()
-        self._generation = 0
         self.stored_chunks = self.dead_letters = 0
-        self.subscribed = False
-        self._client = persistent_client(audio_client_id(settings.mqtt_client_id),
-                                         self._broker, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
+        super().__init__(audio_client_id(settings.mqtt_client_id),
+                         parse_mqtt_url(settings.mqtt_url),
+                         shared_filter(settings.mqtt_audio_topic, settings.mqtt_share_group),
+                         log, RECEIVE_MAXIMUM)
         self._client.on_message = self._on_message
-
-    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: mqtt.ConnectFlags,
-                    reason: mqtt.ReasonCode, _props: Properties | None) -> None:
-        if reason.is_failure:
-            log.error("MQTT broker refused the connection: %s", reason)
-            return
-        with self._ack_lock:
-            self._generation += 1
-        client.subscribe(self._filter, qos=1)
-
-    def _on_subscribe(self, _client: mqtt.Client, _userdata: object, _mid: int,
-                      reasons: list[mqtt.ReasonCode], _props: Properties | None) -> None:
-        if any(reason.is_failure for reason in reasons):
-            log.error("MQTT broker refused the subscription to %s: %s", self._filter,
-                      ", ".join(map(str, reasons)))
-        else:
-            self.subscribed = True
-            log.info("subscribed to %s", self._filter)
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: object,
-                       _flags: mqtt.DisconnectFlags, reason: mqtt.ReasonCode,
-                       _props: Properties | None) -> None:
-        with self._ack_lock:
-            self._generation += 1
-        if not self._stopping.is_set():
-            log.warning("MQTT connection lost (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object,
                     message: mqtt.MQTTMessage) -> None:
@@ -210,30 +171,16 @@ class AudioBridge:
                 delay = min(delay * 2, BACKOFF_MAX_S)
         return False
 
-    def _ack(self, msg: AudioMessage) -> None:
-        with self._ack_lock:
-            # Packet ids of an earlier connection mean nothing now: the broker redelivers.
-            if msg.generation == self._generation and msg.qos > 0:
-                self._client.ack(msg.mid, msg.qos)
-
     def run(self) -> None:
         """Connect (retrying in the background) and store until ``stop()``."""
-        connect_async(self._client, self._broker, receive_maximum=RECEIVE_MAXIMUM)
-        self._client.loop_start()
-        try:
+        with self._connected():
             while not self._stopping.is_set():
                 try:
                     msg = self._queue.get(timeout=0.2)
                 except queue.Empty:
                     continue
                 if self._process(msg):
-                    self._ack(msg)
-        finally:
-            self._client.disconnect()
-            self._client.loop_stop()
-
-    def stop(self) -> None:
-        self._stopping.set()
+                    self._acks([(msg.generation, msg.mid, msg.qos)])
 
 
 def main() -> None:
