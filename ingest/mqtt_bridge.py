@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
-from types import FrameType
 
 import paho.mqtt.client as mqtt
 from psycopg_pool import ConnectionPool
@@ -131,18 +129,9 @@ def main() -> None:
     except ValueError as exc:
         raise SystemExit(f"earshot bridge: {exc}") from exc
 
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        bridge.stop()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    pool.open(wait=False)  # start even while the database is down; groups wait for it
     log.info("bridging %s from %s as client %s", settings.mqtt_topic,
              parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id)
-    try:
-        bridge.run()
-    finally:
-        pool.close()
+    bridge.serve(pool)
     log.info("stopped: %d windows stored, %d messages dead-lettered", bridge.stored_windows,
              bridge.dead_letters)
 

@@ -10,12 +10,15 @@ mean nothing on the new one, and the broker redelivers those messages instead.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
+from psycopg_pool import ConnectionPool
 
 from ingest.mqtt import BrokerAddress, connect_async, persistent_client
 
@@ -90,5 +93,25 @@ class AckingSubscriber:
             self._client.disconnect()
             self._client.loop_stop()
 
+    def run(self) -> None:
+        """Store what arrives until ``stop()`` (the subclass's worker loop)."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         self._stopping.set()
+
+    def serve(self, pool: ConnectionPool) -> None:
+        """A process's main loop: SIGTERM/SIGINT stop it; the pool opens without waiting
+        (the consumer starts while the database is down: messages wait unacknowledged)
+        and is closed at the end."""
+
+        def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+            self.stop()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        pool.open(wait=False)
+        try:
+            self.run()
+        finally:
+            pool.close()

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 from dataclasses import dataclass
 from datetime import datetime
-from types import FrameType
 from uuid import UUID
 
 import paho.mqtt.client as mqtt
@@ -192,17 +190,8 @@ def main() -> None:
     except ValueError as exc:
         raise SystemExit(f"earshot audio-bridge: {exc}") from exc
 
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        bridge.stop()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    pool.open(wait=False)  # start even while the database is down; messages wait for it
     log.info("bridging audio %s from %s", settings.mqtt_audio_topic,
              parse_mqtt_url(settings.mqtt_url))
-    try:
-        bridge.run()
-    finally:
-        pool.close()
+    bridge.serve(pool)
     log.info("stopped: %d audio chunks stored, %d messages dead-lettered",
              bridge.stored_chunks, bridge.dead_letters)
