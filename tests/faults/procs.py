@@ -118,6 +118,17 @@ def remove_cluster(cluster: PrivateCluster) -> None:
 
 
 @contextmanager
+def running_api(settings: Settings, log_path: Path, **env: str) -> Iterator[ApiProcess]:
+    """An API process for the block, stopped afterwards (the fault tests' `api` fixture)."""
+    process = ApiProcess(settings, log_path, **env)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextmanager
 def tmpfs_cluster(prefix: str, size_mb: int = TMPFS_MB) -> Iterator[PrivateCluster]:
     """A migrated private cluster on a tmpfs of `size_mb`: a disk the test may fill."""
     mount = traversable_tmpdir(prefix)

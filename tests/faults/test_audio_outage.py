@@ -23,7 +23,14 @@ from tests.faults.audio_uploads import (
     post,
     uploads,
 )
-from tests.faults.procs import PROBLEM, ApiProcess, PrivateCluster, fill, tmpfs_cluster
+from tests.faults.procs import (
+    PROBLEM,
+    ApiProcess,
+    PrivateCluster,
+    fill,
+    running_api,
+    tmpfs_cluster,
+)
 
 DB_TIMEOUT_S = 2.0
 # Refusals never hang: the pool timeout bounds them (the generous margin is for a box
@@ -40,13 +47,9 @@ def cluster() -> Iterator[PrivateCluster]:
 
 @pytest.fixture
 def api(cluster: PrivateCluster, tmp_path: Path) -> Iterator[ApiProcess]:
-    process = ApiProcess(cluster.settings, tmp_path / "api.log",
-                         EARSHOT_DB_TIMEOUT_S=str(DB_TIMEOUT_S))
-    process.start()
-    try:
+    with running_api(cluster.settings, tmp_path / "api.log",
+                     EARSHOT_DB_TIMEOUT_S=str(DB_TIMEOUT_S)) as process:
         yield process
-    finally:
-        process.stop()
 
 
 class Sender:

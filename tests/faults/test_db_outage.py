@@ -26,6 +26,7 @@ from tests.faults.procs import (
     make_sensor,
     post_with_retry,
     remove_cluster,
+    running_api,
     traversable_tmpdir,
 )
 
@@ -47,13 +48,9 @@ def cluster() -> Iterator[PrivateCluster]:
 
 @pytest.fixture
 def api(cluster: PrivateCluster, tmp_path: Path) -> Iterator[ApiProcess]:
-    process = ApiProcess(cluster.settings, tmp_path / "api.log",
-                         EARSHOT_DB_TIMEOUT_S=str(DB_TIMEOUT_S))
-    process.start()
-    try:
+    with running_api(cluster.settings, tmp_path / "api.log",
+                     EARSHOT_DB_TIMEOUT_S=str(DB_TIMEOUT_S)) as process:
         yield process
-    finally:
-        process.stop()
 
 
 class Ingester(threading.Thread):

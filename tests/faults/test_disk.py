@@ -26,6 +26,7 @@ from tests.faults.procs import (
     batches,
     fill,
     make_sensor,
+    running_api,
     tmpfs_cluster,
     traversable_tmpdir,
 )
@@ -44,12 +45,8 @@ def cluster() -> Iterator[PrivateCluster]:
 
 @pytest.fixture
 def api(cluster: PrivateCluster, tmp_path: Path) -> Iterator[ApiProcess]:
-    process = ApiProcess(cluster.settings, tmp_path / "api.log", EARSHOT_DB_TIMEOUT_S="2")
-    process.start()
-    try:
+    with running_api(cluster.settings, tmp_path / "api.log", EARSHOT_DB_TIMEOUT_S="2") as process:
         yield process
-    finally:
-        process.stop()
 
 
 class Client:
