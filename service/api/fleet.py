@@ -1,5 +1,6 @@
 """`/v1/fleet`: every machine's health level with its newest score, open alerts and last
-data, worst first (the dashboard overview reads the same function)."""
+data, worst first (the dashboard overview reads the same function). Read from the replica
+when one is configured (EARSHOT_DATABASE_READ_URL): stale by its lag."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.api.machines import LabelFilter, parse_label_filters
-from service.deps import ConnDep, ReaderDep, SettingsDep
+from service.deps import ReadConnDep, ReaderDep, SettingsDep
 from service.schemas.fleet import Fleet, FleetMachine
 from service.scoring import fleet
 from service.scoring.health import LEVELS
@@ -18,7 +19,7 @@ router = APIRouter(tags=["scores"])
 
 
 @router.get("/fleet", response_model=Fleet)
-def get_fleet(conn: ConnDep, settings: SettingsDep, _: ReaderDep,
+def get_fleet(conn: ReadConnDep, settings: SettingsDep, _: ReaderDep,
               kind: Annotated[str | None, Query(max_length=100)] = None,
               label: LabelFilter = None,
               limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> Fleet:

@@ -1,7 +1,8 @@
 """`/machines/{id}`: one machine's health, anomaly timeline (drawn in the browser from
-`GET /v1/machines/{id}/timeline`, the rollups), alert spans, silences, baselines, model
-versions, classes/events lane, look-and-listen, and (admin) its alert rule, silences and
-baselines."""
+`GET /v1/machines/{id}/timeline`, the rollups; its first draw is in the page, read like
+that route from the replica when EARSHOT_DATABASE_READ_URL is set), alert spans,
+silences, baselines, model versions, classes/events lane, look-and-listen, and (admin)
+its alert rule, silences and baselines."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
+import psycopg
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from service.alerting.rules import rule_from_row
-from service.deps import ConnDep, SettingsDep
+from service.deps import ConnDep, ReadConnDep, SettingsDep
 from service.errors import NotFoundError
 from service.queries import alert_rules, baselines, machines, silences
 from service.queries import alerts as alert_queries
@@ -47,17 +49,18 @@ def chart_context(conn: ConnDep, machine_id: UUID) -> dict[str, Any]:
     }
 
 
-def first_timeline(conn: ConnDep, machine_id: UUID, now: datetime, span_s: int
+def first_timeline(conn: psycopg.Connection, machine_id: UUID, now: datetime, span_s: int
                    ) -> dict[str, Any]:
     """The API's timeline answer for the page's first draw, in the page: one round trip
-    less between navigation and the chart."""
+    less between navigation and the chart. `conn` is the read connection (the replica),
+    as for `GET /v1/machines/{id}/timeline`."""
     found = timeline.answer(conn, machine_id, now - timedelta(seconds=span_s), now, None)
     return Timeline(**found).model_dump(mode="json")
 
 
 @router.get("/machines/{machine_id}")
-def machine_page(request: Request, machine_id: UUID, conn: ConnDep, settings: SettingsDep,
-                 principal: UiReader,
+def machine_page(request: Request, machine_id: UUID, conn: ConnDep, read_conn: ReadConnDep,
+                 settings: SettingsDep, principal: UiReader,
                  span: Annotated[int, Query(ge=60, le=90 * 86400,
                                             description="seconds shown first")] = 86400,
                  ) -> Response:
@@ -69,7 +72,7 @@ def machine_page(request: Request, machine_id: UUID, conn: ConnDep, settings: Se
     chart["sensors"] = [{"id": str(s["id"]), "name": s["name"]} for s in sensors]
     now = datetime.now(UTC)
     chart.update(span=span, end=now.timestamp(),
-                 timeline=first_timeline(conn, machine_id, now, span))
+                 timeline=first_timeline(read_conn, machine_id, now, span))
     recent_alerts = alert_queries.list_alerts(
         conn, {"machine_id": machine_id, "state": None, "type": None, "acknowledged": None,
                "start": None, "end": None}, 10, 0)

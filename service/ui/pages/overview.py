@@ -1,5 +1,6 @@
 """`/`: the fleet overview, worst first, refreshing itself (the same
-service.scoring.fleet.overview as `GET /v1/fleet`)."""
+service.scoring.fleet.overview as `GET /v1/fleet`, from the same read connection: the
+replica when EARSHOT_DATABASE_READ_URL is set)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from service.api.machines import parse_label_filters
-from service.deps import ConnDep, SettingsDep
+from service.deps import ReadConnDep, SettingsDep
 from service.queries import fleet as fleet_queries
 from service.scoring import fleet
 from service.scoring.health import LEVELS
@@ -27,7 +28,7 @@ FIRST_ROWS = 200
 
 
 @router.get("/")
-def overview(request: Request, conn: ConnDep, settings: SettingsDep, principal: UiReader,
+def overview(request: Request, conn: ReadConnDep, settings: SettingsDep, principal: UiReader,
              kind: Annotated[str | None, Query(max_length=100)] = None,
              label: Annotated[str | None, Query(max_length=300)] = None,
              show: Annotated[Literal["worst", "all"], Query()] = "worst") -> Response:
