@@ -97,6 +97,23 @@ class GMMDetector(BaseDetector):
         return -np.asarray(self.model_.score_samples(Z), dtype=np.float64)
 
 
+def shrunk_covariance(Z: FloatArray, prior_strength: float) -> ShrunkCovariance:
+    """Ledoit-Wolf covariance of ``Z``, shrunk at least ``k*d/(n + k*d)`` towards a scaled
+    identity (k = ``prior_strength``, d dimensions, n rows)."""
+    # LedoitWolf rather than MinCovDet: MCD is far too slow at these sizes, and the
+    # training windows are normal operation, so robustness to outliers matters less.
+    ledoit_wolf = LedoitWolf().fit(Z)
+    # Ledoit-Wolf minimises error in the covariance, but the score uses its inverse,
+    # which is unstable when windows are few relative to dimensions: unseen but normal
+    # operating points then look far away along barely-sampled directions.
+    pseudo_windows = prior_strength * Z.shape[1]
+    floor = pseudo_windows / (Z.shape[0] + pseudo_windows)
+    if ledoit_wolf.shrinkage_ >= floor:
+        return ledoit_wolf
+    # Same target as Ledoit-Wolf (scaled identity), just shrunk harder.
+    return ShrunkCovariance(shrinkage=floor).fit(Z)
+
+
 class MahalanobisDetector(BaseDetector):
     """Squared Mahalanobis distance under a Ledoit-Wolf shrunk covariance."""
 
@@ -134,18 +151,7 @@ class MahalanobisDetector(BaseDetector):
         self.threshold_q = threshold_q
 
     def _fit_model(self, Z: FloatArray) -> ShrunkCovariance:
-        # LedoitWolf rather than MinCovDet: MCD is far too slow at these sizes, and the
-        # training windows are normal operation, so robustness to outliers matters less.
-        ledoit_wolf = LedoitWolf().fit(Z)
-        # Ledoit-Wolf minimises error in the covariance, but the score uses its inverse,
-        # which is unstable when windows are few relative to dimensions: unseen but normal
-        # operating points then look far away along barely-sampled directions.
-        pseudo_windows = self.prior_strength * Z.shape[1]
-        floor = pseudo_windows / (Z.shape[0] + pseudo_windows)
-        if ledoit_wolf.shrinkage_ >= floor:
-            return ledoit_wolf
-        # Same target as Ledoit-Wolf (scaled identity), just shrunk harder.
-        return ShrunkCovariance(shrinkage=floor).fit(Z)
+        return shrunk_covariance(Z, self.prior_strength)
 
     def _score(self, Z: FloatArray) -> FloatArray:
         return np.asarray(self.model_.mahalanobis(Z), dtype=np.float64)

@@ -13,6 +13,7 @@ from typing import Any
 from .autoencoder import AutoencoderDetector
 from .base import BaseDetector
 from .domain import DomainNearestDetector
+from .domain_gaussian import DomainMahalanobisDetector
 from .ecod import ECODDetector
 from .errors import UnknownAlgorithmError
 from .gaussian import GMMDetector, MahalanobisDetector
@@ -30,6 +31,7 @@ ALGORITHMS: dict[str, type[BaseDetector]] = {
         MahalanobisDetector,
         AutoencoderDetector,
         DomainNearestDetector,
+        DomainMahalanobisDetector,
     )
 }
 

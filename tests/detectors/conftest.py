@@ -20,6 +20,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "mahalanobis": {},
     "autoencoder": {"max_steps": 300},
     "domain_nn": {},
+    "domain_mahalanobis": {},
 }
 
 N_FEATURES = 16

@@ -23,7 +23,8 @@ from detectors import (
 from detectors.registry import threshold_schema
 from tests.detectors.conftest import gaussian
 
-EXPECTED = {"iforest", "gmm", "knn", "pca", "ecod", "mahalanobis", "autoencoder", "domain_nn"}
+EXPECTED = {"iforest", "gmm", "knn", "pca", "ecod", "mahalanobis", "autoencoder", "domain_nn",
+            "domain_mahalanobis"}
 
 
 def test_every_required_algorithm_is_registered() -> None:
