@@ -239,6 +239,41 @@ CREATE TABLE public.event_rules (
 
 
 --
+-- Name: fleet_embeddings; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.fleet_embeddings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    version integer,
+    state text DEFAULT 'queued'::text NOT NULL,
+    trigger text NOT NULL,
+    slot date,
+    params jsonb DEFAULT '{}'::jsonb NOT NULL,
+    error text,
+    attempts integer DEFAULT 0 NOT NULL,
+    heartbeat_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    trained_at timestamp with time zone,
+    n_recordings integer,
+    n_windows integer,
+    aux_classes jsonb,
+    dim integer,
+    metrics jsonb,
+    fit_seconds double precision,
+    library_versions jsonb,
+    artifact bytea,
+    artifact_sha256 text,
+    onnx bytea,
+    onnx_sha256 text,
+    CONSTRAINT fleet_embeddings_check CHECK (((state = 'succeeded'::text) = ((version IS NOT NULL) AND (artifact IS NOT NULL)))),
+    CONSTRAINT fleet_embeddings_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text]))),
+    CONSTRAINT fleet_embeddings_trigger_check CHECK ((trigger = ANY (ARRAY['api'::text, 'schedule'::text]))),
+    CONSTRAINT fleet_embeddings_version_check CHECK ((version >= 1))
+);
+
+
+--
 -- Name: ingest_batches; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -771,6 +806,22 @@ ALTER TABLE ONLY public.event_rules
 
 
 --
+-- Name: fleet_embeddings fleet_embeddings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.fleet_embeddings
+    ADD CONSTRAINT fleet_embeddings_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: fleet_embeddings fleet_embeddings_version_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.fleet_embeddings
+    ADD CONSTRAINT fleet_embeddings_version_key UNIQUE (version);
+
+
+--
 -- Name: ingest_batches ingest_batches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1039,6 +1090,20 @@ CREATE INDEX detected_events_lookup_idx ON public.detected_events USING btree (m
 --
 
 CREATE INDEX embeddings_t_idx ON public.embeddings USING btree (t DESC);
+
+
+--
+-- Name: fleet_embeddings_one_open_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX fleet_embeddings_one_open_idx ON public.fleet_embeddings USING btree ((true)) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
+
+
+--
+-- Name: fleet_embeddings_slot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX fleet_embeddings_slot_idx ON public.fleet_embeddings USING btree (slot) WHERE (slot IS NOT NULL);
 
 
 --
@@ -1410,4 +1475,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206000121'),
     ('20261206000130'),
     ('20261206000150'),
-    ('20261206000160');
+    ('20261206000160'),
+    ('20261207000100');

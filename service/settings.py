@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     train_max_attempts: int = Field(3, ge=1)
     # tcp://host:8786: fits run on this Dask distributed cluster (service.training.compute);
     # unset: in the worker process.
+    # The fleet embedding (service.fleet): retrained when the newest version is this old
+    # (checked hourly by the leader; 0: only on POST /v1/fleet/embedding/train).
+    fleet_retrain_hours: float = Field(24.0, ge=0)
     dask_scheduler: str | None = Field(None, pattern=r"^(tcp|tls)://[^\s/]+:\d+$")
     scheduler_sync_s: float = Field(5.0, gt=0)  # re-read retrain crons this often
     scheduler_poll_s: float = Field(1.0, gt=0)  # job-queue poll when no NOTIFY arrives

@@ -14,6 +14,7 @@ from service.api import (
     detectors,
     event_rules,
     fleet,
+    fleet_embedding,
     health,
     ingest,
     label_tracks,
@@ -40,6 +41,7 @@ v1.include_router(spectrogram.router)
 v1.include_router(reembed.router)
 v1.include_router(scores.router)
 v1.include_router(fleet.router)
+v1.include_router(fleet_embedding.router)
 v1.include_router(alerts.router)
 v1.include_router(silences.router)
 v1.include_router(webhooks.router)

@@ -20,11 +20,13 @@ BACKGROUND_LOOPS: list[str] = [
     "service.scoring.worker:run",
     "service.alerting.delivery:run",
     "service.reembed:run",
+    "service.fleet.train:run",
 ]
 PERIODIC_JOBS: list[tuple[str, float]] = [
     ("service.scoring.rollups:refresh", 10.0),
     ("service.scoring.retention:enforce", 3600.0),
     ("service.alerting.nodata:check", 15.0),
+    ("service.fleet.schedule:enqueue_due", 3600.0),
 ]
 
 

@@ -26,6 +26,7 @@ from service.settings import Settings
 from tests.conftest import ADMIN_KEY
 
 PUBLIC, READ, ADMIN, SENSOR_WRITE = "public", "read", "admin", "sensor-write"
+ANY_TOKEN = "any-token"
 # Dashboard pages: the caller signs in with its token (POST /sign-in) and calls the page
 # with the session cookie (and the CSRF header when it changes state).
 UI_PUBLIC, UI_READ, UI_ADMIN = "ui-public", "ui-read", "ui-admin"
@@ -38,6 +39,11 @@ RIGHTS: dict[tuple[str, str], str] = {
     ("GET", "/alerts"): UI_READ, ("GET", "/alerts/{alert_id}"): UI_READ,
     ("GET", "/setup"): UI_ADMIN, ("POST", "/setup/machines"): UI_ADMIN,
     ("GET", "/v1/fleet"): READ,
+    ("POST", "/v1/fleet/embedding/train"): ADMIN, ("GET", "/v1/fleet/embedding"): READ,
+    ("GET", "/v1/fleet/embedding/runs/{run_id}"): READ,
+    ("GET", "/v1/fleet/embedding/{version}"): READ,
+    # A sensor downloads the model it embeds with: any valid token.
+    ("GET", "/v1/fleet/embedding/{version}.onnx"): ANY_TOKEN,
     ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC,
     ("POST", "/v1/api-keys"): ADMIN, ("GET", "/v1/api-keys"): ADMIN,
     ("DELETE", "/v1/api-keys/{key_id}"): ADMIN,
@@ -106,6 +112,7 @@ CALLERS = ["none", "garbage", "revoked", "other_sensor", "own_sensor", "read", "
            "admin"]
 ALLOWED = {PUBLIC: set(CALLERS), READ: {"read", "admin_key", "admin"},
            ADMIN: {"admin_key", "admin"}, SENSOR_WRITE: {"own_sensor", "admin_key", "admin"},
+           ANY_TOKEN: {"own_sensor", "other_sensor", "read", "admin_key", "admin"},
            UI_PUBLIC: set(CALLERS), UI_READ: {"read", "admin_key", "admin"},
            UI_ADMIN: {"admin_key", "admin"}}
 UNAUTHENTICATED = {"none", "garbage", "revoked"}
@@ -176,6 +183,7 @@ def world(settings: Settings) -> Iterator[World]:
         victim_key = _created(client, "/v1/api-keys", {"name": "victim", "role": "read"})
         ids = {"machine_id": machine, "sensor_id": sensor["id"], "key_id": victim_key["id"],
                "alert_id": str(uuid.uuid4()), "job_id": str(uuid.uuid4()), "version": "1",
+               "run_id": str(uuid.uuid4()),
                "label_id": str(uuid.uuid4()),  # a label needs stored windows: 404 is fine
                **_objects(client, machine)}
         victims = {**ids, **_objects(client, victim_machine), "machine_id": victim_machine,
@@ -258,7 +266,7 @@ def test_reads_by_authorized_callers_succeed(world: World, settings: Settings) -
     headers = {"Authorization": f"Bearer {world.tokens['read']}"}
     for method, path in sorted(app_routes(create_app(settings))):
         if method == "GET" and RIGHTS[(method, path)] == READ and "{alert_id}" not in path \
-                and "{job_id}" not in path and "{version}" not in path \
+                and "{job_id}" not in path and "{version}" not in path and "{run_id}" not in path \
                 and not path.endswith(("/detector", "/classifier", "/audio", "/spectrogram")):
             response = world.client.get(concrete(world, method, path), headers=headers)
             assert response.status_code == 200, f"{path}: {response.text}"
