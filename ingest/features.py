@@ -43,6 +43,7 @@ dropped. Four times the windows (and storage) of logmel-v1 per second of audio.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import librosa
@@ -83,9 +84,41 @@ EMBEDDINGS: dict[str, EmbeddingSpec] = {
 }
 
 
+# Learned fleet embeddings (docs/fleet_embedding.md): `fleet-v<N>` is version N of the
+# fleet embedding network, 64-d, on logmel-v1's window grid (16 kHz, 1 s windows, 1 s hop).
+# The server computes them with the version's weights (service.fleet.kinds); a sensor with
+# the version's ONNX export (ingest.fleet_onnx).
+FLEET_PREFIX = "fleet-v"
+FLEET_DIM = 64
+_FLEET_KIND = re.compile(r"^fleet-v([1-9][0-9]{0,8})$")
+
+
+def fleet_version(kind: str) -> int | None:
+    """N of a `fleet-v<N>` kind, else None."""
+    found = _FLEET_KIND.match(kind)
+    return int(found.group(1)) if found else None
+
+
+def spec_of(kind: str) -> EmbeddingSpec | None:
+    """Shape and timing of a kind the server computes from audio (None: the sensor's own)."""
+    if fleet_version(kind) is not None:
+        return EmbeddingSpec(kind=kind, dim=FLEET_DIM, sample_rate=16000, window_s=1.0,
+                             hop_s=1.0)
+    return EMBEDDINGS.get(kind)
+
+
 def is_builtin(kind: str) -> bool:
-    """True when the server can compute embeddings of this kind from raw audio."""
-    return kind in EMBEDDINGS
+    """True when the server can compute embeddings of this kind from raw audio (built-in
+    kinds and `fleet-v<N>`; whether version N exists is the service's to check)."""
+    return spec_of(kind) is not None
+
+
+def windows_16k(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Steps 1-3 of logmel-v1: mono 16 kHz float32 windows ``(n, 16000)`` on its grid (the
+    input of the learned fleet embeddings)."""
+    y = to_mono_16k(samples, sr)
+    n = y.shape[0] // 16000
+    return np.ascontiguousarray(y[:n * 16000].reshape(n, 16000), dtype=np.float32)
 
 
 def _spec(kind: str) -> EmbeddingSpec:

@@ -19,9 +19,10 @@ from ingest import audio_chunks, codec
 from ingest.audio import DecodedAudio, decode_audio
 from ingest.audio_store import StoredAudio, insert_audio
 from ingest.errors import BatchValidationError
-from ingest.features import EMBEDDINGS, embed, is_builtin
+from ingest.features import is_builtin, spec_of
 from ingest.store import InsertResult, insert_windows, read_windows
 from service.errors import NotFoundError, UnprocessableError
+from service.fleet import kinds
 from service.queries import baselines, conditions, labels
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import AudioPolicy, IngestTarget
@@ -65,13 +66,16 @@ class StoredRecording:
 
 
 def prepare(body: bytes, target: IngestTarget, policy: AudioPolicy, settings: Settings,
-            start: datetime) -> PreparedRecording:
-    """Decode, embed (built-in kinds) and encode (policy `keep`); validate the times."""
+            start: datetime, pool: ConnectionPool) -> PreparedRecording:
+    """Decode, embed (built-in and fleet kinds; `pool` loads a fleet version's weights once
+    per process) and encode (policy `keep`); validate the times."""
     decoded = decode_audio(body, max_seconds=settings.max_audio_seconds)
     start_us = (start - _EPOCH) // _US
     if is_builtin(target.kind):
-        values = embed(decoded.samples, decoded.sample_rate, target.kind)
-        hop_us = round(EMBEDDINGS[target.kind].hop_s * 1e6)
+        values = kinds.embed(pool, decoded.samples, decoded.sample_rate, target.kind)
+        spec = spec_of(target.kind)
+        assert spec is not None  # built-in
+        hop_us = round(spec.hop_s * 1e6)
         times = start_us + hop_us * np.arange(len(values), dtype=np.int64)
         # Through the batch codec: audio windows obey exactly the rules of sent windows.
         batch = codec.parse_batch(codec.encode_binary(times, values), codec.BINARY_TYPE,
@@ -91,7 +95,7 @@ def _end(start: datetime, decoded: DecodedAudio, target: IngestTarget,
          windows: int) -> datetime:
     """End of the last window (what the windows cover, as annotations always did), or of
     the audio itself when it yields no windows."""
-    spec = EMBEDDINGS.get(target.kind)
+    spec = spec_of(target.kind)
     seconds = decoded.duration_s
     if spec is not None and windows:
         seconds = (windows - 1) * spec.hop_s + spec.window_s

@@ -147,7 +147,7 @@ class AudioBridge(AckingSubscriber):
                                  f"{self._settings.max_body_bytes} (EARSHOT_MAX_BODY_BYTES)")
         upload = AudioUpload(start=parse_start(msg.start), label=None, baseline=False)
         prepared = audio_ingest.prepare(msg.payload, target, policy, self._settings,
-                                        upload.start)
+                                        upload.start, self._pool)
         stored = audio_ingest.commit(self._pool, target, policy, prepared, upload)
         if stored.audio.duplicate_chunks and not stored.audio.chunks:
             log.info("audio on %s at %s already held (a redelivery): nothing stored twice",

@@ -20,8 +20,9 @@ import numpy as np
 from psycopg_pool import ConnectionPool
 
 from ingest.audio_store import held_ranges, read_audio
-from ingest.features import EMBEDDINGS, EmbeddingSpec, embed
+from ingest.features import EmbeddingSpec, spec_of
 from ingest.store import insert_windows
+from service.fleet import kinds
 from service.queries import reembed
 from service.queries.reembed import ClaimedReembed
 from service.settings import Settings
@@ -49,8 +50,10 @@ def run(settings: Settings, pool: ConnectionPool, stop: threading.Event) -> None
 
 
 def process(pool: ConnectionPool, job: ClaimedReembed, stop: threading.Event) -> None:
-    spec = EMBEDDINGS[job.kind]
+    spec = spec_of(job.kind)
     try:
+        if spec is None:
+            raise ValueError(f"embedding kind {job.kind!r} cannot be computed from audio")
         with pool.connection() as conn:
             spans = held_ranges(conn, job.sensor_id, job.resume_at, job.end, clip=False)
         for span in spans:
@@ -92,7 +95,7 @@ def _piece(pool: ConnectionPool, job: ClaimedReembed, spec: EmbeddingSpec, first
     audio_end = first + timedelta(seconds=(count - 1) * spec.hop_s + spec.window_s)
     with pool.connection() as conn, conn.transaction():
         held = read_audio(conn, job.sensor_id, first, audio_end)
-        values = embed(held.samples, held.sample_rate, spec.kind)[:count]
+        values = kinds.embed(conn, held.samples, held.sample_rate, spec.kind)[:count]
         first_us = (first - _EPOCH) // _US
         times = first_us + hop_us * np.arange(len(values), dtype=np.int64)
         last = first + (len(values) - 1) * timedelta(microseconds=hop_us)

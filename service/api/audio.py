@@ -43,7 +43,7 @@ def _store(pool: PoolDep, settings: Settings, sensor_id: UUID, body: bytes,
         policy = sensor_queries.audio_policy(conn, sensor_id)
     if policy is None:
         raise NotFoundError(f"sensor {sensor_id} does not exist")
-    prepared = audio_ingest.prepare(body, target, policy, settings, upload.start)
+    prepared = audio_ingest.prepare(body, target, policy, settings, upload.start, pool)
     stored = audio_ingest.commit(pool, target, policy, prepared, upload)
     audio = StoredAudioOut(policy="keep" if policy.keep else "off", codec=policy.codec,
                            seconds=round(stored.audio.seconds, 6), chunks=stored.audio.chunks,

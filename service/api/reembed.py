@@ -10,10 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from ingest.features import EMBEDDINGS
+from ingest.features import EMBEDDINGS, spec_of
 from service.api.machines import Confirm, refuse_data_loss
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import ConflictError, NotFoundError, UnprocessableError
+from service.fleet import kinds
 from service.queries import reembed
 from service.queries import sensors as sensor_queries
 
@@ -24,16 +25,16 @@ class ReembedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start: AwareDatetime
     end: AwareDatetime
-    kind: str | None = Field(None, description="a built-in embedding kind; default: the "
-                                               "sensor's own")
+    kind: str | None = Field(None, description="a built-in embedding kind or fleet-v<N>; "
+                                               "default: the sensor's own")
 
     @model_validator(mode="after")
     def _valid(self) -> ReembedIn:
         if self.end <= self.start:
             raise ValueError("end must be after start")
-        if self.kind is not None and self.kind not in EMBEDDINGS:
+        if self.kind is not None and spec_of(self.kind) is None:
             raise ValueError(f"kind {self.kind!r} is not built-in; re-embedding computes "
-                             f"from audio: one of {', '.join(EMBEDDINGS)}")
+                             f"from audio: one of {', '.join(EMBEDDINGS)} or fleet-v<N>")
         return self
 
 
@@ -57,7 +58,8 @@ def _switch_kind(conn: ConnDep, sensor: dict[str, Any], kind: str,
                  confirm: str | None) -> None:
     """A new kind of another dimension cannot share the sensor with its old windows: they
     are deleted (with ?confirm=delete-data) and only the range is recomputed."""
-    spec = EMBEDDINGS[kind]
+    spec = spec_of(kind)
+    assert spec is not None  # checked by the caller
     if spec.dim != sensor["dim"]:
         if confirm is None:
             refuse_data_loss(f"sensor {sensor['id']}",
@@ -78,9 +80,10 @@ def post_reembed(sensor_id: UUID, body: ReembedIn, conn: ConnDep, _: AdminDep,
         sensor = sensor_queries.get(conn, sensor_id)
         assert sensor is not None
         kind = body.kind or sensor["embedding_kind"]
-        if kind not in EMBEDDINGS:
+        if spec_of(kind) is None:
             raise UnprocessableError(f"the sensor's kind {kind!r} is not built-in: name a "
-                                     f"built-in kind ({', '.join(EMBEDDINGS)})")
+                                     f"built-in kind ({', '.join(EMBEDDINGS)}) or fleet-v<N>")
+        kinds.require_version(conn, kind)
         if kind != sensor["embedding_kind"]:
             _switch_kind(conn, sensor, kind, confirm)
         row = reembed.insert(conn, sensor_id, kind, body.start, body.end)

@@ -12,6 +12,7 @@ from service import security
 from service.api.machines import Confirm, refuse_data_loss
 from service.deps import AdminDep, ConnDep, ReaderDep
 from service.errors import ConflictError, NotFoundError, UnprocessableError
+from service.fleet import kinds
 from service.queries import machines
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import AudioPolicy
@@ -47,6 +48,7 @@ def create_sensor(machine_id: UUID, body: SensorCreate, conn: ConnDep,
     assert body.embedding.dim is not None  # resolved by the schema
     with conn.transaction():
         _machine_exists(conn, machine_id)
+        kinds.require_version(conn, body.embedding.kind)
         row = sensor_queries.insert(conn, machine_id, body.name, body.embedding.kind,
                                     body.embedding.dim, body.resolved_window_s(),
                                     body.sample_rate, security.digest(token),

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ingest.features import EMBEDDINGS, RECOMMENDED, is_builtin
+from ingest.features import EMBEDDINGS, RECOMMENDED, is_builtin, spec_of
 from service.schemas.common import Name, Page
 
 EmbeddingKind = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")]
@@ -27,15 +27,16 @@ class EmbeddingIn(BaseModel):
 
     @model_validator(mode="after")
     def _dim_fits_kind(self) -> EmbeddingIn:
-        if is_builtin(self.kind):
-            fixed = EMBEDDINGS[self.kind].dim
+        spec = spec_of(self.kind)
+        if spec is not None:
+            fixed = spec.dim
             if self.dim is not None and self.dim != fixed:
-                raise ValueError(f"built-in embedding {self.kind!r} has dim {fixed}, not "
+                raise ValueError(f"embedding {self.kind!r} has dim {fixed}, not "
                                  f"{self.dim} (omit dim or send {fixed})")
             self.dim = fixed
         elif self.dim is None:
             raise ValueError(f"dim is required for embedding kind {self.kind!r}, which is not "
-                             f"built-in ({', '.join(EMBEDDINGS)})")
+                             f"built-in ({', '.join(EMBEDDINGS)}, fleet-v<N>)")
         return self
 
 
@@ -78,13 +79,13 @@ class SensorCreate(BaseModel):
         return self
 
     def resolved_window_s(self) -> float:
-        spec = EMBEDDINGS.get(self.embedding.kind)
+        spec = spec_of(self.embedding.kind)
         return self.window_s or (spec.window_s if spec else 1.0)
 
 
 def check_window(kind: str, window_s: float | None) -> None:
     """Built-in embeddings define their own window; a different one would mislabel data."""
-    spec = EMBEDDINGS.get(kind)
+    spec = spec_of(kind)
     if spec is not None and window_s is not None and window_s != spec.window_s:
         raise ValueError(f"built-in embedding {kind!r} uses {spec.window_s:g} s windows, "
                          f"not {window_s:g} s")
