@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from bench import ingest_mqtt, loadgen, stack
+from bench import ingest_levers, ingest_mqtt, loadgen, rawload, stack
 from bench.common import Context, Section, Table, check, fmt, load_16k, machine_recordings
 from ingest import codec, store
 from ingest.features import embed
@@ -160,15 +160,19 @@ class Cell:
 
 def measure_api(st: stack.Stack, conn: psycopg.Connection, sensors: list[tuple[str, str]],
                 fmt: str, batch: int, first_us: int, vectors: np.ndarray,
-                duration_s: float) -> Cell:
-    """GENERATORS processes x CONCURRENCY requests in flight for `duration_s`."""
+                duration_s: float, apis: list[tuple[stack.Child, str]] | None = None,
+                runner: Callable[[loadgen.Job], loadgen.Result] = rawload.run_job) -> Cell:
+    """GENERATORS processes x CONCURRENCY requests in flight for `duration_s`, generator i
+    sending to API process i mod len(apis) (default: the stack's one API)."""
+    apis = apis or [(st.api, st.url)]
     start_at = time.time() + 4.0  # spawned generators import numpy/httpx first
-    jobs = [loadgen.Job(st.url, fmt, batch, part, vectors, first_us, duration_s,
-                        CONCURRENCY, start_at=start_at)
-            for part in loadgen.split(sensors, GENERATORS)]
-    api0, db0 = st.api.cpu_seconds(), stack.backend_cpu_s(conn)
-    result = loadgen.run_parallel(jobs)
-    api_s, db_s = st.api.cpu_seconds() - api0, stack.backend_cpu_s(conn) - db0
+    jobs = [loadgen.Job(apis[i % len(apis)][1], fmt, batch, part, vectors, first_us,
+                        duration_s, CONCURRENCY, start_at=start_at)
+            for i, part in enumerate(loadgen.split(sensors, GENERATORS))]
+    api0, db0 = sum(a.cpu_seconds() for a, _ in apis), stack.backend_cpu_s(conn)
+    result = loadgen.run_parallel(jobs, runner=runner)
+    api_s = sum(a.cpu_seconds() for a, _ in apis) - api0
+    db_s = stack.backend_cpu_s(conn) - db0
     if result.errors:
         raise stack.StackError(f"{fmt} x {batch}: {result.errors} failed requests, e.g. "
                                f"{result.error_samples[:2]}")
@@ -246,14 +250,17 @@ def collect(ctx: Context) -> dict[str, Any]:
         sweep_sensors = [(s, tok) for _, s, tok in made[:SWEEP_SENSORS]]
         sweep = [asdict(measure_api(st, conn, sweep_sensors, "binary", b, clock.take(),
                                     vectors, duration_s)) for b in SWEEP if b != BATCH]
+        levers = ingest_levers.measure(st, lambda **kw: measure_api(
+            st, conn, sweep_sensors, "binary", BATCH, clock.take(), vectors, duration_s, **kw))
         phases = store_path_ms(conn, UUID(made[0][1]), clock.take(), vectors)
         mqtt = measure_mqtt(st, conn, [s for s, _ in sweep_sensors], clock, vectors,
                             duration_s)
         stored = conn.execute(COUNT_ROWS).fetchone()
     expected = (sum(c["windows"] for s in per_size for c in s["cells"])
                 + sum(s["ref_rows"] for s in per_size) + sum(c["windows"] for c in sweep)
-                + STORE_REPEATS * BATCH + sum(c["windows"] for c in mqtt))
-    return {"sizes": per_size, "sweep": sweep, "phases": phases, "mqtt": mqtt,
+                + STORE_REPEATS * BATCH + sum(c["windows"] for c in mqtt)
+                + sum(c["windows"] for c in levers))
+    return {"sizes": per_size, "sweep": sweep, "levers": levers, "phases": phases, "mqtt": mqtt,
             "stored_rows": int(stored[0]) if stored else 0, "expected": expected,
             "duration_s": duration_s}
 
@@ -263,8 +270,10 @@ def measure_mqtt(st: stack.Stack, conn: psycopg.Connection, sensors: list[str], 
     """The MQTT path: a broker and `earshot bridge` on the same database and sensors."""
     with ingest_mqtt.broker(st.log_dir / "mosquitto") as port, \
             ingest_mqtt.bridge(st, port) as bridge:
-        return [ingest_mqtt.measure(st, conn, port, bridge, sensors, n, clock.take(), vectors,
-                                    duration_s) for n in MQTT_PER_MESSAGE]
+        paho = ingest_mqtt.measure(st, conn, port, bridge, sensors, 1, clock.take(), vectors,
+                                   duration_s, lean=False)
+        return [paho, *(ingest_mqtt.measure(st, conn, port, bridge, sensors, n, clock.take(),
+                                            vectors, duration_s) for n in MQTT_PER_MESSAGE)]
 
 
 def mqtt_table(cells: list[dict[str, Any]], per_size: list[dict[str, Any]]) -> Table:
@@ -275,14 +284,16 @@ def mqtt_table(cells: list[dict[str, Any]], per_size: list[dict[str, Any]]) -> T
             ok, goal = c["messages_per_s"] >= MQTT_TARGET_MSG_S, f"≥ {MQTT_TARGET_MSG_S:,} msg/s"
         else:
             ok, goal = c["windows_per_s"] >= TARGET_RATIO * ref, f"≥ {TARGET_RATIO}x write_row"
-        rows.append([f"{c['per_message']:,}", fmt(c["windows_per_s"]), fmt(c["messages_per_s"]),
+        rows.append([f"{c['per_message']:,}", c["publisher"], fmt(c["windows_per_s"]),
+                     fmt(c["messages_per_s"]),
                      f"{c['windows_per_s'] / ref:.3f}x",
                      f"{fmt(c['bridge_cpu_us'])} / {fmt(c['db_cpu_us'])} / "
                      f"{fmt(c['pub_cpu_us'])}", f"{c['stored']:,} / {c['windows']:,}",
                      f"{goal}: {check(ok)}"])
     return Table(f"MQTT through `earshot bridge` ({SWEEP_SENSORS} sensors, JSON messages, QoS 1; "
                  f"reference COPY write_row {fmt(ref)} rows/s, same run)",
-                 ["windows per message", "windows/s", "messages/s", "ratio to write_row",
+                 ["windows per message", "publishers", "windows/s", "messages/s",
+                  "ratio to write_row",
                   "CPU µs per window: bridge / DB / publishers", "stored / published",
                   "goal"], rows)
 
@@ -421,6 +432,8 @@ def run(ctx: Context) -> Section:
         verdict=verdict(per_size, sweep, phases))
     phase_table = Table(f"Server work of one {BATCH}-window binary request, in-process (ms)",
                         list(phases), [[fmt(v) for v in phases.values()]])
+    ref = next(s for s in per_size if s["sensors"] == SWEEP_SENSORS)["refs"]["write_row"]
     tables = [main_table(per_size), growth_table(per_size), sweep_table(sweep, per_size),
+              ingest_levers.table(raw["levers"], ref, BATCH, SWEEP_SENSORS),
               mqtt_table(raw["mqtt"], per_size), phase_table]
     return Section("ingest", "Ingest throughput through the API", text, tables, raw)

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -196,12 +197,14 @@ def split(sensors: list[tuple[str, str]], parts: int) -> list[list[tuple[str, st
     return [sensors[i::parts] for i in range(parts) if sensors[i::parts]]
 
 
-def run_parallel(jobs: list[Job], timeout_s: float = 600.0) -> Result:
-    """Run each job in its own spawned process at once; their results merged."""
+def run_parallel(jobs: list[Job], timeout_s: float = 600.0,
+                 runner: Callable[[Job], Result] = run_job) -> Result:
+    """Run each job in its own spawned process at once (with `runner`: this module's httpx
+    client or `bench.rawload.run_job`); their results merged."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(len(jobs)) as pool:
         try:
-            parts = pool.map_async(run_job, jobs).get(timeout=timeout_s)
+            parts = pool.map_async(runner, jobs).get(timeout=timeout_s)
         finally:
             pool.terminate()
             pool.join()
