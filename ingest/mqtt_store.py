@@ -17,7 +17,8 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
-from ingest.codec import JSON_TYPE, Batch, BatchLimits, parse_batch
+from ingest.codec import Batch, BatchLimits
+from ingest.codec_group import parse_json_group
 from ingest.errors import IngestError
 from ingest.store import (
     SensorBatch,
@@ -95,20 +96,37 @@ class Validator:
     limits: BatchLimits
     max_bytes: int
 
-    def parse(self, msg: Inbound, dim_of: Callable[[UUID], int | None]) -> tuple[UUID, Batch]:
-        sensor_id = self.topics.sensor_id(msg.topic)
+    def parse_group(self, group: list[Inbound], dim_of: Callable[[UUID], int | None]
+                    ) -> list[tuple[UUID, Batch] | InvalidMessage]:
+        """Each message's (sensor, batch) or why it is invalid; the bodies are validated
+        together (`codec_group`), with the answers `parse_batch` gives one by one."""
+        addressed = [self._addressee(msg, dim_of) for msg in group]
+        bodies = [(msg.payload, to[1]) for msg, to in zip(group, addressed, strict=True)
+                  if not isinstance(to, InvalidMessage)]
+        parsed = iter(parse_json_group(bodies, self.limits, time.time_ns() // 1000))
+        return [to if isinstance(to, InvalidMessage) else _pair(to[0], next(parsed))
+                for to in addressed]
+
+    def _addressee(self, msg: Inbound, dim_of: Callable[[UUID], int | None]
+                   ) -> tuple[UUID, int] | InvalidMessage:
+        """(sensor, its dim) from the topic, or why the message cannot be for one."""
+        try:
+            sensor_id = self.topics.sensor_id(msg.topic)
+        except InvalidMessage as bad:
+            return bad
         if len(msg.payload) > self.max_bytes:
-            raise InvalidMessage(f"payload is {len(msg.payload)} bytes; at most "
-                                 f"{self.max_bytes} are accepted", sensor_id)
+            return InvalidMessage(f"payload is {len(msg.payload)} bytes; at most "
+                                  f"{self.max_bytes} are accepted", sensor_id)
         dim = dim_of(sensor_id)
         if dim is None:
-            raise InvalidMessage(f"unknown sensor {sensor_id}", sensor_id)
-        try:
-            batch = parse_batch(msg.payload, JSON_TYPE, dim=dim, limits=self.limits,
-                                now_us=time.time_ns() // 1000)
-        except IngestError as exc:
-            raise InvalidMessage(exc.detail, sensor_id) from None
-        return sensor_id, batch
+            return InvalidMessage(f"unknown sensor {sensor_id}", sensor_id)
+        return sensor_id, dim
+
+
+def _pair(sensor_id: UUID, parsed: Batch | IngestError) -> tuple[UUID, Batch] | InvalidMessage:
+    if isinstance(parsed, IngestError):
+        return InvalidMessage(parsed.detail, sensor_id)
+    return sensor_id, parsed
 
 
 def excerpt(payload: bytes) -> str:
@@ -122,14 +140,13 @@ def store_group(conn: psycopg.Connection, validator: Validator, dims: DimCache,
     by_sensor: dict[UUID, list[tuple[Inbound, Batch]]] = {}
     accepted = rejected = 0
     with conn.transaction():
-        for msg in group:
-            try:
-                sensor_id, batch = validator.parse(msg, lambda s: dims.lookup(conn, s))
-            except InvalidMessage as bad:
-                _dead_letter(conn, msg, bad.sensor_id, bad.reason)
+        parsed = validator.parse_group(group, lambda s: dims.lookup(conn, s))
+        for msg, item in zip(group, parsed, strict=True):
+            if isinstance(item, InvalidMessage):
+                _dead_letter(conn, msg, item.sensor_id, item.reason)
                 rejected += 1
                 continue
-            by_sensor.setdefault(sensor_id, []).append((msg, batch))
+            by_sensor.setdefault(item[0], []).append((msg, item[1]))
         stored, refused = _store_sensors(conn, by_sensor)
     return accepted + stored, rejected + refused
 

@@ -1,0 +1,80 @@
+"""Many small JSON batches validated at once, for the MQTT bridge's groups.
+
+`codec.parse_batch` runs about ten numpy checks per batch (finite values, time bounds,
+duplicates); on a one-window MQTT message those fixed costs are most of the parse
+(BENCHMARKS.md, ingest section: the bridge's CPU per message). Here every body gets the
+same structural checks window by window, then the numpy checks run once over all windows
+of all bodies. A body any check flags is parsed again alone by `parse_batch`, so its error
+is exactly the one the API gives; a body no check flags is exactly what `parse_batch`
+accepts, with the same arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .codec import JSON_TYPE, Batch, BatchLimits, _window_fields, parse_batch
+from .errors import IngestError
+
+_SLOW = object()  # marks a body for the one-by-one path
+
+
+def parse_json_group(bodies: Sequence[tuple[bytes, int]], limits: BatchLimits,
+                     now_us: int) -> list[Batch | IngestError]:
+    """For each (JSON body, the sensor's dim): its Batch, or the IngestError
+    `parse_batch` raises for it."""
+    fields = [_structure(body, dim, limits) for body, dim in bodies]
+    out: list[Batch | IngestError | object] = list(fields)
+    for dim in {dim for (_, dim), f in zip(bodies, fields, strict=True) if f is not _SLOW}:
+        members = [i for i, (_, d) in enumerate(bodies) if d == dim and fields[i] is not _SLOW]
+        for i, batch in zip(members, _checked([fields[i] for i in members], dim, limits,
+                                              now_us), strict=True):
+            out[i] = batch
+    return [_one(body, dim, limits, now_us) if got is _SLOW else got  # type: ignore[misc]
+            for (body, dim), got in zip(bodies, out, strict=True)]
+
+
+def _structure(body: bytes, dim: int, limits: BatchLimits) -> Any:
+    """(times, rows) if the body passes every per-window check, else _SLOW."""
+    try:
+        doc = orjson.loads(body)
+        items = doc["windows"] if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not 0 < len(items) <= limits.max_windows:
+            return _SLOW
+        pairs = [_window_fields(i, item, dim) for i, item in enumerate(items)]
+    except Exception:  # any refusal: the one-by-one path finds and words it
+        return _SLOW
+    return [t for t, _ in pairs], [v for _, v in pairs]
+
+
+def _checked(parts: list[Any], dim: int, limits: BatchLimits, now_us: int
+             ) -> list[Batch | object]:
+    """The value and time checks over all windows of `parts` at once."""
+    counts = [len(times) for times, _ in parts]
+    times = np.fromiter((t for ts, _ in parts for t in ts), dtype=np.int64, count=sum(counts))
+    with np.errstate(over="ignore"):  # overflow to inf is flagged as non-finite
+        values = np.asarray([v for _, rows in parts for v in rows],
+                            dtype=np.float32).reshape(len(times), dim)
+    oldest = max(0, now_us - round(limits.max_past_s * 1e6))
+    newest = now_us + round(limits.max_future_s * 1e6)
+    bad = ~np.isfinite(values).all(axis=1) | (times < oldest) | (times > newest)
+    out: list[Batch | object] = []
+    start = 0
+    for n in counts:
+        window = slice(start, start + n)
+        start += n
+        distinct = n == 1 or np.unique(times[window]).size == n
+        out.append(Batch(times[window], values[window])
+                   if distinct and not bad[window].any() else _SLOW)
+    return out
+
+
+def _one(body: bytes, dim: int, limits: BatchLimits, now_us: int) -> Batch | IngestError:
+    try:
+        return parse_batch(body, JSON_TYPE, dim=dim, limits=limits, now_us=now_us)
+    except IngestError as exc:
+        return exc
