@@ -66,7 +66,7 @@ INVALID = [
     with_window(0, {"t": "2026-01-01T00:00:00Z"}), with_window(2, {"t": "2027-01-01T00:00:00Z"}),
     with_window(0, {"t": HOUR_AGO}, n=2), with_window(1, {"v": [10 ** 40] * DIM}),
     with_window(0, {"v": [1e39] * DIM}),
-    ('{"windows": [{"t": "%s", "v": [NaN%s]}]}' % (HOUR_AGO, ", 0" * (DIM - 1))).encode(),
+    b'{"windows": [{"t": "' + HOUR_AGO.encode() + b'", "v": [NaN' + b", 0" * (DIM - 1) + b"]}]}",
     valid(5, 3),  # over SMALL's 4 windows
 ]
 
