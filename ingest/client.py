@@ -107,7 +107,8 @@ class UploadResult:
 class WindowSender(Protocol):
     """Anything that delivers a batch of windows durably (HTTP or MQTT)."""
 
-    def send_windows(self, times_us: np.ndarray, values: np.ndarray) -> SendResult | None: ...
+    def send_windows(self, times_us: np.ndarray, values: np.ndarray,
+                     condition: str | None = None) -> SendResult | None: ...
 
     def close(self) -> None: ...
 
@@ -175,11 +176,14 @@ class SensorClient:
     def close(self) -> None:
         self._http.close()
 
-    def send_windows(self, times_us: np.ndarray, values: np.ndarray) -> SendResult:
-        """POST one batch (binary encoding); returns once the server committed it."""
+    def send_windows(self, times_us: np.ndarray, values: np.ndarray,
+                     condition: str | None = None) -> SendResult:
+        """POST one batch (binary encoding); returns once the server committed it.
+        ``condition`` names the machine's operating condition during these windows."""
         body = encode_binary(times_us, values)
         data = self._post(f"/v1/sensors/{self.sensor_id}/embeddings", content=body,
-                          headers={"Content-Type": BINARY_TYPE})
+                          headers={"Content-Type": BINARY_TYPE},
+                          params=None if condition is None else {"condition": condition})
         return SendResult(int(data.get("accepted", 0)), int(data.get("duplicates", 0)))
 
     def upload_audio(self, audio: bytes, *, start_us: int, baseline: bool = False,
@@ -217,12 +221,16 @@ class SensorClient:
                           retry_after_seconds(response.headers.get("Retry-After")))
 
 
-def windows_json(times_us: np.ndarray, values: np.ndarray) -> bytes:
+def windows_json(times_us: np.ndarray, values: np.ndarray,
+                 condition: str | None = None) -> bytes:
     """The JSON batch body (also the MQTT payload). float32 -> Python float is exact, and
     its shortest repr reads back as the same float32."""
     windows = [{"t": to_rfc3339(int(t)), "v": row.astype(np.float64).tolist()}
                for t, row in zip(times_us, values, strict=True)]
-    return json.dumps({"windows": windows}, separators=(",", ":")).encode()
+    body: dict[str, Any] = {"windows": windows}
+    if condition is not None:
+        body["condition"] = condition
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class MqttSender:
@@ -254,8 +262,9 @@ class MqttSender:
             self._acked[mid] = reason
             self._cond.notify_all()
 
-    def send_windows(self, times_us: np.ndarray, values: np.ndarray) -> None:
-        self._publish(self.topic, windows_json(times_us, values))
+    def send_windows(self, times_us: np.ndarray, values: np.ndarray,
+                     condition: str | None = None) -> None:
+        self._publish(self.topic, windows_json(times_us, values, condition))
 
     def upload_audio(self, audio: bytes, *, start_us: int,
                      content_type: str = "application/octet-stream") -> None:

@@ -89,8 +89,9 @@ def _paced(placed: list[tuple[Recording, int]], realtime: bool
 
 
 def _send(sender: WindowSender, times: list[int], vectors: list[np.ndarray],
-          totals: Totals) -> None:
-    result = sender.send_windows(np.asarray(times, dtype=np.int64), np.stack(vectors))
+          totals: Totals, condition: str | None) -> None:
+    result = sender.send_windows(np.asarray(times, dtype=np.int64), np.stack(vectors),
+                                 condition)
     totals.windows += len(times)
     if result is None:
         totals.counted = False
@@ -104,8 +105,9 @@ class _Batches:
     the windows it covers."""
 
     def __init__(self, sender: WindowSender, batch: int, audio: AudioShipper | None,
-                 bar: tqdm) -> None:
+                 bar: tqdm, condition: str | None = None) -> None:
         self.sender, self.batch, self.audio, self.bar = sender, batch, audio, bar
+        self.condition = condition
         self.totals = Totals()
         self.times: list[int] = []
         self.vectors: list[np.ndarray] = []
@@ -124,7 +126,7 @@ class _Batches:
 
     def flush(self) -> None:
         if self.times:
-            _send(self.sender, self.times, self.vectors, self.totals)
+            _send(self.sender, self.times, self.vectors, self.totals, self.condition)
             self.bar.update(len(self.times))
             self.times, self.vectors = [], []
         if self.audio is not None and self.file is not None:
@@ -138,13 +140,14 @@ class _Batches:
 
 def stream(sender: WindowSender, recordings: list[Recording], start_us: int, batch: int,
            realtime: bool, progress: bool = True,
-           audio: AudioShipper | None = None) -> Totals:
+           audio: AudioShipper | None = None, condition: str | None = None) -> Totals:
     """Send every full window of the recordings, ``batch`` windows per request (and, with
-    ``audio``, the recordings themselves after the windows they cover)."""
+    ``audio``, the recordings themselves after the windows they cover), each request
+    declaring ``condition`` when given."""
     expected = sum(rec.frames * SPEC.sample_rate // rec.sample_rate // SPEC.window_samples
                    for rec in recordings)
     with tqdm(total=expected, unit="win", disable=not progress) as bar:
-        batches = _Batches(sender, batch, audio, bar)
+        batches = _Batches(sender, batch, audio, bar, condition)
         for rec, file_start, t_us, vector in _paced(back_to_back(recordings, start_us),
                                                     realtime):
             batches.add(rec, file_start, t_us, vector)
@@ -197,6 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--send-audio", action="store_true", help="also send the audio (FLAC, "
                    "over HTTP or MQTT) after the windows it covers; the server keeps it and checks "
                    "that it yields the windows sent")
+    s.add_argument("--condition", help="the machine's operating condition while recording "
+                   "(e.g. 1800rpm), declared with every batch of windows")
     s.add_argument("--audio-chunk-s", type=float, default=10.0, metavar="SECONDS",
                    help="with --send-audio: seconds of audio per request (default 10)")
     u = sub.add_parser("upload", parents=[common], help="send recordings to the audio "
@@ -248,7 +253,8 @@ def _run(args: argparse.Namespace) -> Totals:
     audio = AudioShipper(sender, args.audio_chunk_s) if args.send_audio else None
     try:
         totals = stream(sender, recordings, start_us, args.batch or (1 if realtime else 50),
-                        realtime, progress=not args.quiet, audio=audio)
+                        realtime, progress=not args.quiet, audio=audio,
+                        condition=args.condition)
     finally:
         sender.close()
     if audio is not None:

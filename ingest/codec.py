@@ -27,6 +27,9 @@ JSON rules: ``t`` is an RFC 3339 timestamp with a UTC offset (``Z`` or ``+hh:mm`
 fractions beyond microseconds are truncated. ``v`` is an array of exactly ``dim`` JSON
 numbers; NaN/Infinity (which some encoders emit) and values outside the float32 range are
 rejected, as are strings, booleans and nulls. Keys other than ``t`` and ``v`` are ignored.
+The object may also carry ``"condition": "<name>"``, the machine's operating condition
+while all of its windows were recorded (:func:`check_condition`); the other encodings
+(and JSON too) take it as the request's ``?condition=`` instead.
 
 Every encoding: 1 <= windows <= ``max_windows`` (more is 413); each ``t`` not before 1970,
 at most ``max_past_s`` before and ``max_future_s`` after the server's clock; ``t`` distinct
@@ -66,6 +69,10 @@ _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?([Zz]|[+-]\d\
 _NUMBER_TYPES = frozenset({int, float})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _JSON_NAMES = {str: "a string", bool: "a boolean", None.__class__: "null", list: "an array"}
+# An operating condition's name: 1-200 characters, no control characters (as the
+# conditions API and the audio upload's ?condition= accept).
+CONDITION_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+_CONDITION = re.compile(CONDITION_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,15 @@ class BatchLimits:
 
 @dataclass(frozen=True, eq=False)
 class Batch:
-    """Columnar windows: ``times_us`` int64 (n,), ``values`` float32 (n, dim).
+    """Columnar windows: ``times_us`` int64 (n,), ``values`` float32 (n, dim), and the
+    operating condition the body named (JSON only; None when it named none).
 
     Arrays from the binary encoding are read-only views of the request body.
     """
 
     times_us: np.ndarray
     values: np.ndarray
+    condition: str | None = None
 
     def __len__(self) -> int:
         return int(self.times_us.shape[0])
@@ -129,6 +138,17 @@ def parse_rfc3339(text: str) -> int:
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid date and time ({exc})") from None
     return (dt - _EPOCH) // _ONE_US
+
+
+def check_condition(value: object, where: str = "condition") -> str:
+    """A valid operating-condition name, else BatchValidationError (422) saying why."""
+    if not isinstance(value, str):
+        raise BatchValidationError(f"{where} must be a string naming the operating condition, "
+                                   f"got {_json_name(value)}")
+    if _CONDITION.fullmatch(value) is None:
+        raise BatchValidationError(f"{where} {value[:64]!r} is not a condition name: 1-200 "
+                                   "characters, no control characters")
+    return value
 
 
 def _window_fields(i: int, item: Any, dim: int) -> tuple[int, list[Any]]:
@@ -281,7 +301,11 @@ def _parse_json(body: bytes, dim: int, limits: BatchLimits, now_us: int) -> Batc
         raise BatchValidationError(
             'expected a JSON object {"windows": [{"t": "<RFC 3339>", "v": [numbers]}, ...]}'
         )
-    return _parse_items(doc["windows"], len(doc["windows"]), dim, limits, now_us)
+    condition = doc.get("condition")
+    if condition is not None:
+        condition = check_condition(condition)
+    batch = _parse_items(doc["windows"], len(doc["windows"]), dim, limits, now_us)
+    return batch if condition is None else Batch(batch.times_us, batch.values, condition)
 
 
 def _parse_ndjson(body: bytes, dim: int, limits: BatchLimits, now_us: int) -> Batch:

@@ -21,6 +21,7 @@ from ingest.codec import Batch, BatchLimits
 from ingest.codec_group import parse_json_group
 from ingest.errors import IngestError
 from ingest.store import (
+    ConditionSpan,
     SensorBatch,
     UnknownSensorError,
     insert_batches,
@@ -158,7 +159,7 @@ def _store_sensors(conn: psycopg.Connection,
     if not by_sensor:
         return 0, 0
     batches = [SensorBatch(sensor_id, np.concatenate([b.times_us for _, b in items]),
-                           np.concatenate([b.values for _, b in items]))
+                           np.concatenate([b.values for _, b in items]), _spans(items))
                for sensor_id, items in by_sensor.items()]
     try:
         with conn.transaction():  # a savepoint: only this insert is undone if refused
@@ -187,7 +188,7 @@ def _store_sensor(conn: psycopg.Connection, sensor_id: UUID,
     try:
         with conn.transaction():  # a savepoint: only this insert is undone if refused
             # ON CONFLICT DO NOTHING also skips a window repeated across messages.
-            return insert_windows(conn, sensor_id, times, values).accepted, 0
+            return insert_windows(conn, sensor_id, times, values, _spans(items)).accepted, 0
     except UnknownSensorError:  # deleted within the dims cache's TTL
         for msg, _ in items:
             _dead_letter(conn, msg, sensor_id, f"unknown sensor {sensor_id}")
@@ -207,10 +208,17 @@ def _store_one(conn: psycopg.Connection, sensor_id: UUID, msg: Inbound, batch: B
     """Windows newly stored, or -1 when the message went to the dead-letter table."""
     try:
         with conn.transaction():
-            return insert_windows(conn, sensor_id, batch.times_us, batch.values).accepted
+            return insert_windows(conn, sensor_id, batch.times_us, batch.values,
+                                  _spans([(msg, batch)])).accepted
     except _REFUSALS as exc:
         _dead_letter(conn, msg, sensor_id, f"the database refused the batch: {exc}")
         return -1
+
+
+def _spans(items: list[tuple[Inbound, Batch]]) -> tuple[ConditionSpan, ...]:
+    """The conditions the messages' bodies declared ("condition"), one span per message."""
+    return tuple(ConditionSpan.of(batch.condition, batch.times_us)
+                 for _, batch in items if batch.condition is not None)
 
 
 def _dead_letter(conn: psycopg.Connection, msg: Inbound, sensor_id: UUID | None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ import numpy as np
 import psycopg
 
 INGEST_CHANNEL = "earshot_ingest"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The sensors of a group, locked in id order (so concurrent groups of several sensors
 # cannot deadlock), against deletion and for the touch below; a deleted one is not returned
 # (and INSERT_BATCHES writes none of its rows).
@@ -58,6 +59,35 @@ WITH input AS MATERIALIZED (
 )
 SELECT c.sensor_id, c.n FROM counts c CROSS JOIN notified
 """
+# A batch sent with an operating condition declares it for the machine over the batch's
+# window starts. A batch that starts within CONDITION_MERGE_GAP_S after the end of the
+# machine's latest sensor-declared range extends that range when it has the same name, so a
+# stream in one condition stays one row; a range of that name already covering the batch
+# (a retry) is left alone; otherwise a new range starts (newer ranges win where they
+# overlap, see service.training.conditions).
+CONDITION_MERGE_GAP_S = 60.0
+CONDITION_SOURCE = "sensor"
+DECLARE_CONDITION = """
+WITH machine AS (
+    SELECT machine_id FROM sensors WHERE id = %(sensor)s
+), latest AS (
+    SELECT c.id, c.name, c.start_at, c.end_at
+    FROM machine_conditions c JOIN machine m USING (machine_id)
+    WHERE c.source = %(source)s ORDER BY c.start_at DESC, c.created_at DESC LIMIT 1
+), extended AS (
+    UPDATE machine_conditions c SET end_at = greatest(c.end_at, %(end)s)
+    FROM latest l
+    WHERE c.id = l.id AND l.name = %(name)s AND %(start)s >= l.start_at
+      AND %(start)s <= l.end_at + %(gap)s * interval '1 second'
+    RETURNING c.id
+)
+INSERT INTO machine_conditions (machine_id, start_at, end_at, name, source)
+SELECT m.machine_id, %(start)s, %(end)s, %(name)s, %(source)s FROM machine m
+WHERE NOT EXISTS (SELECT 1 FROM extended)
+  AND NOT EXISTS (SELECT 1 FROM machine_conditions c
+                  WHERE c.machine_id = m.machine_id AND c.name = %(name)s
+                    AND c.start_at <= %(start)s AND c.end_at >= %(end)s)
+"""
 SELECT_WINDOWS = """
 SELECT t, v FROM embeddings WHERE sensor_id = %s AND t >= %s AND t < %s ORDER BY t
 """
@@ -70,13 +100,29 @@ class InsertResult:
     duplicates: int
 
 
+@dataclass(frozen=True)
+class ConditionSpan:
+    """An operating condition over window starts [start_us, end_us)."""
+
+    name: str
+    start_us: int
+    end_us: int
+
+    @classmethod
+    def of(cls, name: str, times_us: np.ndarray) -> ConditionSpan:
+        """The span of a batch's windows: first start to just after the last start."""
+        return cls(name, int(times_us.min()), int(times_us.max()) + 1)
+
+
 @dataclass(frozen=True, eq=False)
 class SensorBatch:
-    """Validated windows of one sensor: ``times_us`` int64 (n,), ``values`` float32 (n, dim)."""
+    """Validated windows of one sensor: ``times_us`` int64 (n,), ``values`` float32 (n, dim),
+    and the operating conditions the sender declared for them (usually none)."""
 
     sensor_id: UUID
     times_us: np.ndarray
     values: np.ndarray
+    conditions: tuple[ConditionSpan, ...] = ()
 
 
 class UnknownSensorError(LookupError):
@@ -88,12 +134,14 @@ class UnknownSensorError(LookupError):
 
 
 def insert_windows(conn: psycopg.Connection, sensor_id: UUID, times_us: np.ndarray,
-                   values: np.ndarray) -> InsertResult:
-    """Store one validated batch; queue it for scoring when anything was new. Raises
-    UnknownSensorError (storing nothing) when the sensor does not exist."""
+                   values: np.ndarray, conditions: tuple[ConditionSpan, ...] = ()
+                   ) -> InsertResult:
+    """Store one validated batch (and the conditions declared with it); queue it for
+    scoring when anything was new. Raises UnknownSensorError (storing nothing) when the
+    sensor does not exist."""
     if len(times_us) == 0:
         return InsertResult(0, 0)
-    result = insert_batches(conn, [SensorBatch(sensor_id, times_us, values)])[0]
+    result = insert_batches(conn, [SensorBatch(sensor_id, times_us, values, conditions)])[0]
     if result is None:
         raise UnknownSensorError(sensor_id)
     return result
@@ -111,6 +159,9 @@ def insert_batches(conn: psycopg.Connection,
     rounds = _rounds([i for i, b in enumerate(batches) if len(b.times_us)], batches)
     inserted = [conn.execute(INSERT_BATCHES, round_params([batches[i] for i in r]),
                              prepare=True) for r in rounds]
+    for batch in batches:
+        for span in merge_spans(batch.conditions):
+            _declare(conn, batch.sensor_id, span)
     live = {row[0] for row in locked.fetchall()}
     results: list[InsertResult | None] = [
         InsertResult(0, 0) if b.sensor_id in live else None for b in batches]
@@ -121,6 +172,28 @@ def insert_batches(conn: psycopg.Connection,
                 n_new = accepted.get(batches[i].sensor_id, 0)
                 results[i] = InsertResult(n_new, len(batches[i].times_us) - n_new)
     return results
+
+
+def merge_spans(spans: Sequence[ConditionSpan]) -> list[ConditionSpan]:
+    """Spans in time order, consecutive ones of one name within the merge gap joined (an
+    MQTT group holds many messages of a sensor)."""
+    gap_us = round(CONDITION_MERGE_GAP_S * 1e6)
+    merged: list[ConditionSpan] = []
+    for span in sorted(spans, key=lambda s: s.start_us):
+        last = merged[-1] if merged else None
+        if last is not None and last.name == span.name and span.start_us <= last.end_us + gap_us:
+            merged[-1] = ConditionSpan(last.name, last.start_us, max(last.end_us, span.end_us))
+        else:
+            merged.append(span)
+    return merged
+
+
+def _declare(conn: psycopg.Connection, sensor_id: UUID, span: ConditionSpan) -> None:
+    conn.execute(DECLARE_CONDITION, {
+        "sensor": sensor_id, "name": span.name, "source": CONDITION_SOURCE,
+        "start": _EPOCH + timedelta(microseconds=span.start_us),
+        "end": _EPOCH + timedelta(microseconds=span.end_us),
+        "gap": CONDITION_MERGE_GAP_S}, prepare=True)
 
 
 def _rounds(indices: list[int], batches: Sequence[SensorBatch]) -> list[list[int]]:

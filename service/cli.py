@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "(earshot sensor --help)", add_help=False)
     sub.add_parser("labels", help="Audacity label tracks in and out (earshot labels "
                                   "--help)", add_help=False)
+    sub.add_parser("conditions", help="a machine's operating conditions over time ranges "
+                                      "(earshot conditions --help)", add_help=False)
     for name, help_text, target in _extra_commands():
         sub.add_parser(name, help=help_text, add_help=False).set_defaults(func=target)
     return parser
@@ -132,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
         from ingest.labels_cli import main as labels_main
 
         labels_main(argv[1:])
+        return
+    if argv[:1] == ["conditions"]:
+        from ingest.conditions_cli import main as conditions_main
+
+        conditions_main(argv[1:])
         return
     args = _parser().parse_args(argv)
     args.func(args)

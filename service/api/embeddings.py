@@ -23,8 +23,9 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from ingest import codec
+from ingest.errors import BatchValidationError
 from ingest.group_commit import GroupCommitter
-from ingest.store import SensorBatch, UnknownSensorError
+from ingest.store import ConditionSpan, SensorBatch, UnknownSensorError
 from service.api.ingest import _BATCH_BODY, _require_media_type, read_body
 from service.deps import cached_principal
 from service.errors import ForbiddenError, NotFoundError, UnprocessableError
@@ -77,6 +78,27 @@ def _sensor_id(request: Request) -> UUID:
         raise UnprocessableError(f"path.sensor_id: {raw[:64]!r} is not a UUID") from None
 
 
+def _query_condition(request: Request) -> str | None:
+    """``?condition=``, validated; None at once (no parsing) when there is no query."""
+    if not request.scope.get("query_string"):
+        return None
+    values = request.query_params.getlist("condition")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BatchValidationError("condition is given more than once; send one")
+    return codec.check_condition(values[0], "query.condition")
+
+
+def _conditions(query: str | None, batch: codec.Batch) -> tuple[ConditionSpan, ...]:
+    """The batch's condition span: from ?condition= or the JSON body's "condition"."""
+    if query is not None and batch.condition is not None and query != batch.condition:
+        raise BatchValidationError(f"?condition={query!r} and the body's condition "
+                                   f"{batch.condition!r} disagree; send one")
+    name = query if query is not None else batch.condition
+    return () if name is None else (ConditionSpan.of(name, batch.times_us),)
+
+
 def _lookup_target(pool: ConnectionPool, sensor_id: UUID) -> IngestTarget | None:
     with pool.connection() as conn:
         return sensor_queries.ingest_target(conn, sensor_id)
@@ -96,6 +118,10 @@ async def _target(request: Request, sensor_id: UUID) -> IngestTarget:
 _PARAMETERS = [
     {"name": "sensor_id", "in": "path", "required": True,
      "schema": {"type": "string", "format": "uuid"}},
+    {"name": "condition", "in": "query", "required": False,
+     "schema": {"type": "string", "pattern": codec.CONDITION_PATTERN},
+     "description": "the machine's operating condition while every window of the batch was "
+                    "recorded (e.g. 1800rpm); also the JSON body's \"condition\""},
     {"name": "authorization", "in": "header", "required": False,
      "schema": {"type": "string"}, "description": "Bearer <the sensor's ingest token or an "
                                                  "admin key>"},
@@ -107,6 +133,9 @@ _PARAMETERS = [
 async def post_embeddings(request: Request) -> Response:
     """One batch of windows, stored whole or not at all; idempotent on (sensor, t).
 
+    `?condition=` (or the JSON body's `"condition"`) declares the machine's operating
+    condition over the batch's windows, in the same transaction (docs/ingest.md).
+
     The route declares no parameters to FastAPI: resolving declared parameters and
     dependencies cost more than the rest of a small request (BENCHMARKS.md, ingest), so
     it authenticates, checks the right, the sensor id and the media type itself, in that
@@ -117,6 +146,7 @@ async def post_embeddings(request: Request) -> Response:
     sensor_id = _sensor_id(request)
     _check_writer(principal, sensor_id)
     media = _require_media_type(request, codec.SUPPORTED_CONTENT_TYPES)
+    condition = _query_condition(request)
     target = await _target(request, sensor_id)
     body = await read_body(request, settings.max_body_bytes)
     parse = partial(codec.parse_batch, body, media, dim=target.dim, limits=settings.batch_limits(),
@@ -125,7 +155,8 @@ async def post_embeddings(request: Request) -> Response:
     batch = parse() if inline else await run_in_threadpool(parse)
     committer: GroupCommitter = request.app.state.ingest_committer
     try:
-        result = await committer.store(SensorBatch(sensor_id, batch.times_us, batch.values))
+        result = await committer.store(SensorBatch(sensor_id, batch.times_us, batch.values,
+                                                   _conditions(condition, batch)))
     except UnknownSensorError:
         request.app.state.ingest_targets.forget(sensor_id)
         raise NotFoundError(f"sensor {sensor_id} was deleted during the request") from None

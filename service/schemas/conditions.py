@@ -8,9 +8,10 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ingest.codec import CONDITION_PATTERN
 from service.schemas.common import Page
 
-ConditionName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f]{1,200}$")]
+ConditionName = Annotated[str, StringConstraints(pattern=CONDITION_PATTERN)]
 AttributeValue = str | int | float | bool
 MAX_ATTRIBUTES = 32
 

@@ -138,6 +138,16 @@ def start_us() -> int:
     return (int(time.time()) - 3600) * 1_000_000
 
 
+def conditions(conn: psycopg.Connection, machine_id: UUID) -> list[tuple[str, int, int]]:
+    """(name, start µs, end µs) of the machine's sensor-declared condition ranges."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rows = conn.execute("SELECT name, start_at, end_at FROM machine_conditions WHERE "
+                        "machine_id = %s AND source = 'sensor' ORDER BY start_at",
+                        (machine_id,)).fetchall()
+    one = timedelta(microseconds=1)
+    return [(name, (a - epoch) // one, (b - epoch) // one) for name, a, b in rows]
+
+
 def cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "service.cli", "sensor", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -204,8 +214,13 @@ def test_stream_cli_windows_equal_the_servers_audio_windows(
                                        content_type="audio/wav")
     code, out, err = run_cli(capsys, "stream", "--url", shared.url, "--sensor-id",
                              str(via_stream.id), "--token", via_stream.token, "--start",
-                             to_rfc3339(start), "--batch", "3", str(BLDC_44K))
+                             to_rfc3339(start), "--batch", "3", "--condition", "1400rpm",
+                             str(BLDC_44K))
     assert code == 0, err
+    # Four batches in one condition: one range over the window starts.
+    assert conditions(shared.db, via_stream.machine_id) == [
+        ("1400rpm", start, start + 9_000_000 + 1)]
+    assert conditions(shared.db, via_audio.machine_id) == []
     assert "stream: 10 windows" in out and "accepted 10, duplicates 0" in out
     assert uploaded.windows == uploaded.accepted == 10
     server_times, server_values = stored(shared.db, via_audio.id)
@@ -330,11 +345,12 @@ def test_stream_over_mqtt_reaches_the_database(shared: Shared, mosquitto: Mosqui
     sender = MqttSender(mosquitto.url, sensor.id, retry=RetryPolicy(give_up_after_s=30))
     try:
         totals = stream(sender, find_recordings(BLDC_16K), start, batch=4, realtime=False,
-                        progress=False)
+                        progress=False, condition="1450rpm")
     finally:
         sender.close()
     assert totals.windows == 10 and not totals.counted
     wait_until(lambda: stored(shared.db, sensor.id)[0].size == 10, 30, "the bridge to store")
+    assert conditions(shared.db, sensor.machine_id) == [("1450rpm", start, start + 9_000_001)]
     samples, sr = sf.read(BLDC_16K, dtype="float32", always_2d=True)
     np.testing.assert_array_equal(stored(shared.db, sensor.id)[1], embed(samples, sr))
     np.testing.assert_array_equal(stored(shared.db, sensor.id)[0],
@@ -387,9 +403,10 @@ def test_realtime_stream_sends_each_window_once_it_has_been_heard(
     sent_at: list[float] = []
 
     class Timed(SensorClient):
-        def send_windows(self, times_us: np.ndarray, values: np.ndarray) -> SendResult:
+        def send_windows(self, times_us: np.ndarray, values: np.ndarray,
+                         condition: str | None = None) -> SendResult:
             sent_at.append(time.monotonic() - began)
-            return super().send_windows(times_us, values)
+            return super().send_windows(times_us, values, condition)
 
     with Timed(shared.url, sensor.id, sensor.token) as client:
         began = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from ingest.codec import (
     parse_rfc3339,
     to_rfc3339,
 )
-from ingest.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+from ingest.errors import BatchValidationError, PayloadTooLargeError, UnsupportedMediaTypeError
+from ingest.store import CONDITION_MERGE_GAP_S, ConditionSpan, merge_spans
 from tests.ingest.batches import (
     DIM,
     LIMITS,
@@ -221,3 +223,26 @@ def test_ten_thousand_text_windows_parse_in_reasonable_time(
     )
     np.testing.assert_array_equal(batch.values, values)
     assert elapsed < 10.0
+
+
+def test_a_json_batch_may_name_its_operating_condition() -> None:
+    times, values = windows(3)
+    body = json.dumps({"condition": "1800 rpm, high load", "windows": as_objects(times, values)})
+    assert parse(body.encode(), JSON_TYPE).condition == "1800 rpm, high load"
+    assert parse(json_body(as_objects(times, values)), JSON_TYPE).condition is None
+    assert parse(encode_binary(times, values), BINARY_TYPE).condition is None
+    for bad, why in ((1800, "must be a string"), ("", "1-200 characters"),
+                     ("a\nb", "no control characters"), ("x" * 201, "1-200 characters")):
+        body = json.dumps({"condition": bad, "windows": as_objects(times, values)})
+        with pytest.raises(BatchValidationError, match=why) as caught:
+            parse(body.encode(), JSON_TYPE)
+        assert caught.value.status == 422
+
+
+def test_condition_spans_of_one_name_within_the_gap_merge() -> None:
+    gap = round(CONDITION_MERGE_GAP_S * 1e6)
+    spans = [ConditionSpan("b", 30, 40), ConditionSpan("a", 0, 10), ConditionSpan("a", 12, 20),
+             ConditionSpan("a", 20 + gap + 1, 20 + gap + 5)]
+    assert merge_spans(spans) == [ConditionSpan("a", 0, 20), ConditionSpan("b", 30, 40),
+                                  ConditionSpan("a", 20 + gap + 1, 20 + gap + 5)]
+    assert ConditionSpan.of("a", np.array([5, 3, 9])) == ConditionSpan("a", 3, 10)

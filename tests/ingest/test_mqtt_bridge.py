@@ -356,6 +356,32 @@ def test_a_batch_the_database_refuses_is_dead_lettered_and_its_group_still_store
     assert row is not None and "the database refused the batch: window refused" in row[0]
 
 
+def test_conditions_in_messages_become_the_machines_condition_ranges(
+        db: psycopg.Connection, settings: Settings) -> None:
+    """In-process: a group of one sensor's messages, most naming a condition in the body
+    ("condition"), is one insert and one range per run of a condition."""
+    sensor_id = make_sensor(db)
+    times, values = synthetic(8, seed=6)
+    names = ["slow", "slow", "slow", None, "fast", "fast", "slow", "slow"]
+    topic = sensor_topic(sensor_id)
+
+    def body(i: int) -> bytes:
+        doc = json.loads(payload(times[i:i + 1], values[i:i + 1]))
+        return json.dumps({**doc, "condition": names[i]} if names[i] else doc).encode()
+
+    group = [Inbound(1, i, 1, topic, body(i)) for i in range(8)]
+    validator = Validator(TopicPattern(settings.mqtt_topic), settings.batch_limits(), 1 << 20)
+    assert store_group(db, validator, DimCache(), group) == (8, 0)
+    assert_stored(db, sensor_id, times, values)
+    ranges = db.execute("SELECT name, start_at, end_at FROM machine_conditions "
+                        "WHERE source = 'sensor' ORDER BY start_at").fetchall()
+    at = [datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(t)) for t in times]
+    one_us = timedelta(microseconds=1)
+    # Window 3 came without a condition: no range covers it.
+    assert ranges == [("slow", at[0], at[2] + one_us), ("fast", at[4], at[5] + one_us),
+                      ("slow", at[6], at[7] + one_us)]
+
+
 def test_topic_pattern_and_broker_urls() -> None:
     sensor_id = uuid.uuid4()
     pattern = TopicPattern("earshot/sensors/+/embeddings")
