@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .codec import JSON_TYPE, Batch, BatchLimits, _window_fields, parse_batch
+from .codec import JSON_TYPE, Batch, BatchLimits, _window_fields, check_condition, parse_batch
 from .errors import IngestError
 
 _SLOW = object()  # marks a body for the one-by-one path
@@ -46,29 +46,33 @@ def _structure(body: bytes, dim: int, limits: BatchLimits) -> Any:
         if not isinstance(items, list) or not 0 < len(items) <= limits.max_windows:
             return _SLOW
         pairs = [_window_fields(i, item, dim) for i, item in enumerate(items)]
+        condition = doc.get("condition")
+        if condition is not None:
+            condition = check_condition(condition)
     except Exception:  # any refusal: the one-by-one path finds and words it
         return _SLOW
-    return [t for t, _ in pairs], [v for _, v in pairs]
+    return [t for t, _ in pairs], [v for _, v in pairs], condition
 
 
 def _checked(parts: list[Any], dim: int, limits: BatchLimits, now_us: int
              ) -> list[Batch | object]:
     """The value and time checks over all windows of `parts` at once."""
-    counts = [len(times) for times, _ in parts]
-    times = np.fromiter((t for ts, _ in parts for t in ts), dtype=np.int64, count=sum(counts))
+    counts = [len(times) for times, _, _ in parts]
+    times = np.fromiter((t for ts, _, _ in parts for t in ts), dtype=np.int64,
+                        count=sum(counts))
     with np.errstate(over="ignore"):  # overflow to inf is flagged as non-finite
-        values = np.asarray([v for _, rows in parts for v in rows],
+        values = np.asarray([v for _, rows, _ in parts for v in rows],
                             dtype=np.float32).reshape(len(times), dim)
     oldest = max(0, now_us - round(limits.max_past_s * 1e6))
     newest = now_us + round(limits.max_future_s * 1e6)
     bad = ~np.isfinite(values).all(axis=1) | (times < oldest) | (times > newest)
     out: list[Batch | object] = []
     start = 0
-    for n in counts:
+    for n, (_, _, condition) in zip(counts, parts, strict=True):
         window = slice(start, start + n)
         start += n
         distinct = n == 1 or np.unique(times[window]).size == n
-        out.append(Batch(times[window], values[window])
+        out.append(Batch(times[window], values[window], condition)
                    if distinct and not bad[window].any() else _SLOW)
     return out
 

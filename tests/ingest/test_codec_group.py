@@ -37,6 +37,7 @@ def assert_same(got: Batch | IngestError, want: Batch | IngestError) -> None:
         assert got.values.dtype == want.values.dtype == np.float32
         np.testing.assert_array_equal(got.times_us, want.times_us)
         np.testing.assert_array_equal(got.values, want.values)
+        assert got.condition == want.condition
 
 
 def check_group(bodies: list[tuple[bytes, int]], limits: BatchLimits = LIMITS) -> None:
@@ -83,6 +84,21 @@ def test_every_invalid_body_gets_its_own_error_and_spares_the_rest() -> None:
     got = parse_json_group(mixed, SMALL, NOW_US)
     assert sum(isinstance(r, Batch) for r in got) == len(INVALID)  # the valid half
     assert all(isinstance(r, IngestError) for r in got[::2])
+
+
+def with_condition(condition: object, n: int, seed: int) -> bytes:
+    return json.dumps({"condition": condition,
+                       "windows": as_objects(*windows(n, DIM, seed))}).encode()
+
+
+def test_operating_conditions_are_kept_and_checked_body_by_body() -> None:
+    group = [(with_condition("1800rpm", 2, 1), DIM), (valid(1, 2), DIM),
+             (with_condition(1800, 1, 3), DIM), (with_condition("a\x00", 1, 4), DIM),
+             (with_condition("fast", 3, 5), DIM)]
+    check_group(group)
+    got = parse_json_group(group, LIMITS, NOW_US)
+    assert [r.condition if isinstance(r, Batch) else "error" for r in got] == [
+        "1800rpm", None, "error", "error", "fast"]
 
 
 def test_bodies_of_several_dims_are_checked_against_their_own() -> None:
