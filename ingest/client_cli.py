@@ -3,13 +3,16 @@
     earshot sensor stream --url http://127.0.0.1:8000 --sensor-id ID --token est_... PATH
     earshot sensor stream --url ... --sensor-id ID --token est_... --send-audio PATH
     earshot sensor stream --mqtt mqtt://ID:PASSWORD@broker:1883 --sensor-id ID --realtime PATH
+    earshot sensor stream --url ... --sensor-id ID --token est_... --embedding fleet-v3 PATH
     earshot sensor upload --url ... --sensor-id ID --token est_... --baseline FOLDER
 
-`stream` computes logmel-v1 locally window by window and sends batches (HTTP binary, or
-MQTT QoS 1), with --send-audio also the audio they came from (FLAC chunks, over HTTP or to
-the sensor's MQTT audio topic); `upload`
-posts each file to the audio endpoint. Both retry while the service is unreachable and are
-safe to re-run with the same --start: stored windows and audio are deduplicated.
+`stream` computes logmel-v1 locally window by window (with --embedding fleet-v<N>: the
+learned fleet embedding, from its ONNX model downloaded from --url and checked against its
+SHA-256, run with onnxruntime) and sends batches (HTTP binary, or MQTT QoS 1), with
+--send-audio also the audio they came from (FLAC chunks, over HTTP or to the sensor's MQTT
+audio topic); `upload` posts each file to the audio endpoint. Both retry while the service
+is unreachable and are safe to re-run with the same --start: stored windows and audio are
+deduplicated.
 The token may also come from EARSHOT_SENSOR_TOKEN (keeps it out of the process list).
 
 Exit status: 0 done, 1 refused (HTTP 4xx, or the MQTT broker's ACL), 2 bad arguments,
@@ -22,7 +25,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -42,6 +45,7 @@ from ingest.client import (
     WindowSender,
 )
 from ingest.codec import now_us, parse_rfc3339, to_rfc3339
+from ingest.features import LOGMEL_V1, embed_windows, fleet_version
 from ingest.playback import (
     SPEC,
     Recording,
@@ -74,14 +78,17 @@ def _usage_error(message: str) -> int:
     return 2
 
 
-def _paced(placed: list[tuple[Recording, int]], realtime: bool
+Embed = Callable[[np.ndarray], np.ndarray]
+
+
+def _paced(placed: list[tuple[Recording, int]], realtime: bool, embed: Embed = embed_windows
            ) -> Iterator[tuple[Recording, int, int, np.ndarray]]:
     """(file, its start, window start, vector) in order; with ``realtime``, each window only
     once its end has been 'heard'."""
     wall0, t0 = time.monotonic(), placed[0][1] if placed else 0
     hop_us = round(SPEC.hop_s * 1_000_000)
     for rec, start_us in placed:
-        for t_us, vector in stream_windows(rec, start_us):
+        for t_us, vector in stream_windows(rec, start_us, embed):
             if realtime:
                 due = wall0 + (t_us + hop_us - t0) / 1e6
                 time.sleep(max(0.0, due - time.monotonic()))
@@ -140,16 +147,18 @@ class _Batches:
 
 def stream(sender: WindowSender, recordings: list[Recording], start_us: int, batch: int,
            realtime: bool, progress: bool = True,
-           audio: AudioShipper | None = None, condition: str | None = None) -> Totals:
+           audio: AudioShipper | None = None, condition: str | None = None,
+           embed: Embed = embed_windows) -> Totals:
     """Send every full window of the recordings, ``batch`` windows per request (and, with
     ``audio``, the recordings themselves after the windows they cover), each request
-    declaring ``condition`` when given."""
+    declaring ``condition`` when given; `embed` turns mono 16 kHz windows into vectors
+    (default logmel-v1)."""
     expected = sum(rec.frames * SPEC.sample_rate // rec.sample_rate // SPEC.window_samples
                    for rec in recordings)
     with tqdm(total=expected, unit="win", disable=not progress) as bar:
         batches = _Batches(sender, batch, audio, bar, condition)
         for rec, file_start, t_us, vector in _paced(back_to_back(recordings, start_us),
-                                                    realtime):
+                                                    realtime, embed):
             batches.add(rec, file_start, t_us, vector)
         batches.finish_file()
     return batches.totals
@@ -204,6 +213,13 @@ def _parser() -> argparse.ArgumentParser:
                    "(e.g. 1800rpm), declared with every batch of windows")
     s.add_argument("--audio-chunk-s", type=float, default=10.0, metavar="SECONDS",
                    help="with --send-audio: seconds of audio per request (default 10)")
+    s.add_argument("--embedding", default=LOGMEL_V1, metavar="KIND",
+                   help="logmel-v1 (default) or fleet-v<N>: the learned fleet embedding, "
+                        "its ONNX model downloaded from --url (needs --url and --token)")
+    s.add_argument("--onnx-sha256", metavar="HEX", help="with --embedding fleet-v<N>: "
+                   "refuse a model whose SHA-256 differs (pin the version you vetted)")
+    s.add_argument("--onnx-cache", type=Path, metavar="DIR", help="keep the verified model "
+                   "here (reused when --onnx-sha256 matches it)")
     u = sub.add_parser("upload", parents=[common], help="send recordings to the audio "
                                                         "endpoint, one request per file")
     u.add_argument("--baseline", action="store_true", help="mark them as normal operation")
@@ -226,6 +242,11 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--sensor-id {args.sensor_id!r} is not a sensor id (a UUID)"
     if args.command == "stream" and args.batch is not None and args.batch < 1:
         return "--batch must be at least 1"
+    if args.command == "stream" and args.embedding != LOGMEL_V1:
+        if fleet_version(args.embedding) is None:
+            return f"--embedding {args.embedding!r}: logmel-v1 or fleet-v<N>"
+        if not args.url or not args.token:
+            return "--embedding fleet-v<N> needs --url and --token to download its model"
     if args.command == "stream" and args.mqtt:
         return None
     if not args.url:
@@ -233,6 +254,19 @@ def _check(args: argparse.Namespace) -> str | None:
     if not args.token:
         return "--token (or EARSHOT_SENSOR_TOKEN) is required"
     return None
+
+
+def _embedder(args: argparse.Namespace) -> Embed:
+    """logmel-v1, or the fleet embedding's verified ONNX model in onnxruntime."""
+    if args.embedding == LOGMEL_V1:
+        return embed_windows
+    from ingest.fleet_onnx import OnnxEmbedder, download
+
+    blob = download(args.url, args.token, args.embedding, expected_sha256=args.onnx_sha256,
+                    cache_dir=args.onnx_cache)
+    print(f"earshot sensor: {args.embedding} model verified ({len(blob)} bytes), embedding "
+          "on this device with onnxruntime", file=sys.stderr)
+    return OnnxEmbedder(blob).embed
 
 
 def _run(args: argparse.Namespace) -> Totals:
@@ -249,12 +283,13 @@ def _run(args: argparse.Namespace) -> Totals:
             return upload(client, recordings, start_us, baseline=args.baseline,
                           label=args.label, progress=not args.quiet,
                           condition=args.condition)
+    embed = _embedder(args)
     sender = _sender(args, retry)
     audio = AudioShipper(sender, args.audio_chunk_s) if args.send_audio else None
     try:
         totals = stream(sender, recordings, start_us, args.batch or (1 if realtime else 50),
                         realtime, progress=not args.quiet, audio=audio,
-                        condition=args.condition)
+                        condition=args.condition, embed=embed)
     finally:
         sender.close()
     if audio is not None:

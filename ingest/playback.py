@@ -14,7 +14,7 @@ after the file's start, as the server's audio endpoint places them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +76,11 @@ def total_duration_us(recordings: list[Recording]) -> int:
     return sum(rec.duration_us for rec in recordings)
 
 
-def stream_windows(rec: Recording, start_us: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(window start µs, float32 vector)`` for each full window, as soon as it is heard."""
+def stream_windows(rec: Recording, start_us: int,
+                   embed: Callable[[np.ndarray], np.ndarray] = embed_windows,
+                   ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(window start µs, float32 vector)`` for each full window, as soon as it is heard;
+    `embed` maps mono 16 kHz windows ``(n, 16000)`` to vectors (default logmel-v1)."""
     resampler = (None if rec.sample_rate == SPEC.sample_rate else
                  soxr.ResampleStream(rec.sample_rate, SPEC.sample_rate, 1, dtype="float64",
                                      quality=RESAMPLE_TYPE))
@@ -97,7 +100,7 @@ def stream_windows(rec: Recording, start_us: int) -> Iterator[tuple[int, np.ndar
             while pending.shape[0] >= SPEC.window_samples:
                 window, pending = (pending[:SPEC.window_samples],
                                    pending[SPEC.hop_samples:])
-                yield start_us + k * hop_us, embed_windows(window)[0]
+                yield start_us + k * hop_us, embed(window[None, :])[0]
                 k += 1
             if last:
                 return
