@@ -35,6 +35,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bench.common import OUT_DIR, REPO, Clip
 from service import pgcluster, security
+from service.app import WARM_MESSAGE
 from service.migrate import migrate
 from service.settings import Settings
 
@@ -151,7 +152,8 @@ def start_api(settings: Settings, log_dir: Path, **env: str) -> tuple[Child, str
     child = Child("api", [sys.executable, "-m", "uvicorn", "service.app:app_from_env",
                           "--factory", "--host", "127.0.0.1", "--port", str(port),
                           "--log-level", "warning", "--no-access-log"],
-                  child_env(settings, EARSHOT_PORT=str(port), **env),
+                  child_env(settings, EARSHOT_PORT=str(port),
+                            **{"EARSHOT_LOG_LEVEL": "INFO", **env}),
                   log_dir / f"api-{port}.log")
 
     def healthy() -> bool:
@@ -163,6 +165,9 @@ def start_api(settings: Settings, log_dir: Path, **env: str) -> tuple[Child, str
 
     try:
         wait_until(healthy, START_TIMEOUT_S, f"the API on {url}", interval_s=0.1)
+        if env.get("EARSHOT_LOG_LEVEL", "INFO") in ("INFO", "DEBUG"):
+            wait_until(lambda: WARM_MESSAGE in child.tail(1_000_000), START_TIMEOUT_S * 4,
+                       "the API to warm its ML imports", interval_s=0.2)
     except BaseException:
         child.stop()
         raise

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,15 +25,20 @@ from service.security import PrincipalCache
 from service.settings import Settings, get_settings
 from service.ui import mount as ui
 
+log = logging.getLogger("earshot.api")
+WARM_MESSAGE = "ML imports warm in"  # benchmarks wait for it before measuring
+
 
 def _warm_ml_imports() -> None:
     """Import the ML stack off the request path so the API is up in about a second and
     the first detector/classifier request does not pay seconds of imports; embed one
     window so the first audio upload does not pay librosa's JIT compilation (measured
     11.8 s on a loaded box, 0.1 s after)."""
+    started = time.perf_counter()
     importlib.import_module("detectors.registry")
     features = importlib.import_module("ingest.features")
     features.embed(np.zeros((16000, 1), np.float32), 16000)
+    log.info("%s %.1f s", WARM_MESSAGE, time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, pool: ConnectionPool | None = None) -> FastAPI:
@@ -59,8 +66,12 @@ def create_app(settings: Settings | None = None, pool: ConnectionPool | None = N
                 read_pool.close()
 
     # /docs is served from vendored files by service.ui.mount; ReDoc would need a CDN.
+    # Metrics are Prometheus (/metrics). FastAPI's native OpenTelemetry hooks, never
+    # configured here, looked up the global providers on every request: ~5 % of a small
+    # ingest request's API CPU in a profile (BENCHMARKS.md, ingest).
     app = FastAPI(title="Earshot", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, responses=PROBLEM_RESPONSES,
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Acoustic condition monitoring: embeddings, per-machine "
                               "detectors, anomaly timelines, classes, events and alerts.")
     app.state.pool = the_pool

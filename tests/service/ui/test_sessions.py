@@ -123,3 +123,17 @@ def test_pages_redirect_to_sign_in_and_keep_only_local_targets(app_client: TestC
         "key": ADMIN_KEY, "csrf_token": app_client.cookies["csrftoken"],
         "next": "//evil.example/x"}, follow_redirects=False)
     assert signed.headers["location"] == "/"
+
+
+def test_a_cookieless_api_call_gets_no_csrf_cookie_and_a_cookied_one_is_still_checked(
+        app_client: TestClient) -> None:
+    made = app_client.post("/v1/machines", json={"name": "c", "kind": "pump"}, headers=ADMIN)
+    assert made.status_code == 201 and "set-cookie" not in made.headers
+    assert not app_client.cookies
+    page = app_client.get("/sign-in")  # an HTML page still hands out the token
+    assert _set_cookie(page, "csrftoken")
+    csrf = sign_in(app_client, ADMIN_KEY)
+    assert app_client.post("/v1/machines", json={"name": "d", "kind": "pump"}
+                           ).status_code == 403  # the session cookie, no header
+    assert app_client.post("/v1/machines", json={"name": "d", "kind": "pump"},
+                           headers={"x-csrftoken": csrf}).status_code == 201
