@@ -134,6 +134,23 @@ through FastAPI (auth, right, id, media type in that order, before the body), th
 and the sensor come from in-process caches, and request metrics are plain ASGI middleware.
 Measured that way the API process went from ~3.3 ms to ~0.9 ms CPU per 1-window request
 on this (loaded) box.
+*2026-12-07* (py-spy on the running API and bridge under load, one-window requests and
+messages): (1) the generators themselves: httpx cost 40-60 µs of CPU per window at 60
+windows per request and paho ~200 µs per message, on the same two cores as what they
+measure; the lean clients cost 2-4 µs and ~20 µs (levers and MQTT tables). (2) The API's
+ML warm-up thread (imports and librosa's JIT, seconds of CPU after start) ran inside the
+first cells; benchmarks now wait for its log line. (3) starlette-csrf minted and signed a
+token for every request without a cookie (every sensor request): cookieless `/v1` calls
+now skip it (the check itself only ever applied with the session cookie). (4) FastAPI
+0.165's OpenTelemetry hooks looked up the global providers on every request (~5 % of a
+small request's samples): off, metrics are Prometheus. (5) The bridge ran ~ten numpy
+checks per one-window message (a quarter of its samples): a group's bodies are now
+validated together, a flagged body re-parsed alone for its exact error (bridge CPU per
+message ~210 → ~165 µs in the same loaded conditions). What is left in a one-window
+request is the ASGI stack (uvicorn's httptools protocol, Starlette/FastAPI routing and
+middleware, the response) and the group's transaction; in a one-window MQTT message,
+paho's packet reading (it reads a packet's header byte by byte) and its callback
+dispatch, then the group's transaction.
 {verdict}
 """
 
