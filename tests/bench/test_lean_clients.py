@@ -31,9 +31,12 @@ def make_sensor(url: str) -> tuple[str, str]:
     return body["id"], body["ingest_token"]
 
 
-def job(url: str, sensor: tuple[str, str], requests: int) -> loadgen.Job:
+FIRST_US = int((time.time() - 86400) * US)
+
+
+def job(url: str, sensor: tuple[str, str], requests: int,
+        first_us: int = FIRST_US) -> loadgen.Job:
     vectors = np.random.default_rng(0).normal(size=(20, 128)).astype(np.float32)
-    first_us = int((time.time() - 86400) * US)
     return loadgen.Job(url, "binary", 5, [sensor], vectors, first_us, duration_s=30.0,
                        concurrency=2, max_requests=requests)
 
