@@ -57,10 +57,29 @@ class Algorithm:
     input: str = "embedding"
 
 
+TRANSFERS = ("none", "linear", "fine_tune")
+
+
 def _cnn(p: dict[str, ParamValue]) -> ClassifierMixin:
     from .cnn import CNNClassifier  # torch + skorch: imported when a cnn is built
 
-    return CNNClassifier(**cast(dict[str, Any], p))
+    return CNNClassifier(**cast(dict[str, Any], {k: v for k, v in p.items()
+                                                 if k != "transfer"}))
+
+
+def with_transfer(classifier: ClassifierMixin, transfer: str,
+                  pretrained: Any) -> ClassifierMixin:
+    """The `cnn`'s transfer option applied: `linear` (logistic regression on the fleet
+    embedding, LinearOnEmbedding) or `fine_tune` (the CNN starts from its weights)."""
+    if transfer == "none":
+        return classifier
+    if pretrained is None:
+        raise ClassifierDataError(f"transfer {transfer!r} needs a trained fleet embedding")
+    if transfer == "linear":
+        from .embedding_net import LinearOnEmbedding
+
+        return LinearOnEmbedding(pretrained)
+    return cast(ClassifierMixin, classifier.set_params(pretrained=pretrained))
 
 
 _CNN_SPECS = (
@@ -86,6 +105,11 @@ _CNN_SPECS = (
               "out for early stopping.", min=0.0, max=0.5),
     ParamSpec("max_train_seconds", float, 900.0, "A fit running longer fails with a clear "
               "error instead of hanging.", min=1.0, max=86_400.0),
+    ParamSpec("transfer", str, "none", "Start from the newest learned fleet embedding "
+              "(docs/fleet_embedding.md): 'linear' is a logistic regression on its 64-d "
+              "embedding (cheap, works from a handful of labels; the CNN parameters are "
+              "unused), 'fine_tune' trains the CNN from its weights (width 16), 'none' "
+              "from scratch.", choices=TRANSFERS),
     RANDOM_STATE_SPEC)
 
 
@@ -180,13 +204,16 @@ def validate_params(name: str, params: Mapping[str, object] | None) -> dict[str,
         raise InvalidClassifierParamsError(exc.errors) from None
 
 
-def build(name: str, params: Mapping[str, object] | None = None) -> Pipeline:
+def build(name: str, params: Mapping[str, object] | None = None,
+          pretrained: Any = None) -> Pipeline:
     """An unfitted ``StandardScaler -> classifier`` pipeline (audio classifiers: the
-    classifier alone)."""
+    classifier alone, with its transfer option from `pretrained`)."""
     checked = validate_params(name, params)
     algorithm = get_algorithm(name)
     if algorithm.input == "audio":
-        return Pipeline([("classify", algorithm.make(checked))])
+        classifier = with_transfer(algorithm.make(checked), str(checked.get("transfer", "none")),
+                                   pretrained)
+        return Pipeline([("classify", classifier)])
     return Pipeline([("scale", StandardScaler()), ("classify", algorithm.make(checked))])
 
 
@@ -280,11 +307,12 @@ class FittedClassifier:
 
 
 def fit(name: str, params: Mapping[str, object] | None, X: ArrayLike, y: ArrayLike,
-        groups: ArrayLike, min_per_class: int = MIN_WINDOWS_PER_CLASS) -> FittedClassifier:
+        groups: ArrayLike, min_per_class: int = MIN_WINDOWS_PER_CLASS,
+        pretrained: Any = None) -> FittedClassifier:
     """Check the labels, cross-validate, then fit on every window."""
     y_arr = np.asarray(y).astype(str)
     check_training_data(y_arr, min_per_class)
-    pipeline = build(name, params)
+    pipeline = build(name, params, pretrained)
     started = time.perf_counter()
     metrics, oof = _cross_validate(pipeline, X, y_arr, groups, 0)
     with warnings.catch_warnings():

@@ -29,6 +29,7 @@ from .embedding_net import EmbeddingNet
 from .errors import ArtifactError
 
 FLEET_DIM = 64
+FLEET_WIDTH = 16  # the network's first-layer channels (a fine-tuned cnn must match)
 WINDOW_SAMPLES = SAMPLE_RATE  # 1 s windows, 1 s hop
 FORMAT = "earshot-fleet-embedding-1"
 _BATCH = 256
@@ -125,3 +126,31 @@ def to_onnx(module: WaveformEmbedder) -> bytes:
                           output_names=["embedding"], opset_version=17, dynamo=False,
                           dynamic_axes={"audio": {0: "batch"}, "embedding": {0: "batch"}})
     return buffer.getvalue()
+
+
+class FleetPretrained:
+    """A stored fleet embedding version as the ``pretrained`` of
+    :class:`detectors.cnn.CNNClassifier` (fine-tuning: ``copy_body_to``) and the
+    ``embedding`` of :class:`detectors.embedding_net.LinearOnEmbedding` (``embed``): the
+    two transfer options of the `cnn` classifier. Pickles with the classifier it serves."""
+
+    def __init__(self, module: WaveformEmbedder, version: int) -> None:
+        self.module, self.version = module, version
+        self.width = int(module.network.state_dict()["body.0.weight"].shape[0])
+        self.embedding_dim = int(module.network.head.in_features)
+
+    def embed(self, X: Any) -> NDArray[np.float32]:
+        """``(n, 16000)`` clips (the classifier's 1 s windows) -> ``(n, 64)``."""
+        return embed(self.module, np.asarray(X))
+
+    def copy_body_to(self, module: SmallCNN) -> None:
+        state = {k: v for k, v in self.module.network.state_dict().items()
+                 if not k.startswith("head.")}
+        try:
+            result = module.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ValueError(f"the cnn does not match fleet embedding v{self.version} "
+                             f"(width {self.width}): set width {self.width}: {exc}") from None
+        if result.unexpected_keys or [k for k in result.missing_keys
+                                      if not k.startswith("head.")]:
+            raise ValueError(f"the cnn does not match fleet embedding v{self.version}")

@@ -59,6 +59,16 @@ def require_stored_audio(conn: psycopg.Connection, machine_id: UUID, algorithm: 
         raise UnprocessableError(str(exc)) from None
 
 
+def require_fleet_embedding(conn: psycopg.Connection, params: dict[str, Any]) -> None:
+    """A `cnn` transferring from the fleet embedding needs a trained version (422)."""
+    from service.training import transfer
+
+    try:
+        transfer.require_fleet_embedding(conn, params)
+    except transfer.NoFleetEmbeddingError as exc:
+        raise UnprocessableError(str(exc)) from None
+
+
 @router.get("/classifiers", response_model=ClassifierCatalogue)
 def list_classifiers(_: ReaderDep) -> ClassifierCatalogue:
     return ClassifierCatalogue(algorithms=_classifiers().list_algorithms())
@@ -73,6 +83,7 @@ def put_classifier(machine_id: UUID, body: ClassifierConfigIn, conn: ConnDep,
         if not model_configs.machine_exists(conn, machine_id):
             raise NotFoundError(f"machine {machine_id} does not exist")
         require_stored_audio(conn, machine_id, body.algorithm)
+        require_fleet_embedding(conn, params)
         row = model_configs.upsert_config(
             conn, machine_id, TARGET, algorithm=body.algorithm, params=params, threshold={},
             retrain_cron=body.retrain_cron, training_window_s=body.training_window,

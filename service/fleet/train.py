@@ -42,7 +42,8 @@ def fit(data: FleetSet, params: dict[str, Any]) -> dict[str, Any]:
     net = EmbeddingNet(max_epochs=params["max_epochs"],
                        max_train_seconds=params["max_train_seconds"],
                        random_state=params["random_state"],
-                       embedding_dim=fleet_embedding.FLEET_DIM)
+                       embedding_dim=fleet_embedding.FLEET_DIM,
+                       width=fleet_embedding.FLEET_WIDTH)
     net.fit(data.clips, data.labels, data.groups)
     blob = fleet_embedding.dump(net)
     onnx = fleet_embedding.to_onnx(fleet_embedding.load(blob))

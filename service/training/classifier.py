@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -35,7 +35,7 @@ from service.queries import labels as label_queries
 from service.queries import training_data as data_queries
 from service.queries.jobs import ClaimedJob
 from service.settings import Settings
-from service.training import classifier_audio, compute
+from service.training import classifier_audio, compute, transfer
 from service.training.errors import TrainingError
 from service.training.targets import TrainedModel, compute_key
 
@@ -61,6 +61,8 @@ class LabelledSet:
     event_params: dict[str, EventParams]
     # Classifiers on audio (`cnn`): clip length and windows left without stored audio.
     audio: dict[str, Any] | None = None
+    # The fleet embedding a `cnn` transfers from (service.training.transfer), if any.
+    pretrained: Any = None
 
 
 def _sensors(conn: psycopg.Connection, machine_id: UUID,
@@ -163,7 +165,7 @@ def fit(data: LabelledSet) -> classifiers.FittedClassifier:
             f"their audio")
     try:
         return classifiers.fit(data.config["algorithm"], data.config["params"],
-                               data.values, data.y, data.groups)
+                               data.values, data.y, data.groups, pretrained=data.pretrained)
     except ClassifierDataError as exc:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(Counter(data.y.tolist()).items()))
         raise TrainingError(f"{exc} (labelled windows per class: {counts or 'none'})") from exc
@@ -227,6 +229,7 @@ def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
         "training_window_s": data.config["training_window_s"],
         "capped_at": max_windows if len(times) >= max_windows else None,
         "audio": data.audio,
+        "transfer": transfer.summary(data.config["params"], data.pretrained),
     }
     return TrainedModel(
         algorithm=data.config["algorithm"],
@@ -244,6 +247,7 @@ def train(settings: Settings, conn: psycopg.Connection, job: ClaimedJob) -> Trai
         data = load_labelled(conn, settings, job.machine_id)
         if classifier_audio.needs_audio(data.config["algorithm"]):
             data = classifier_audio.with_audio(conn, data)
+            data = replace(data, pretrained=transfer.pretrained_for(conn, data.config["params"]))
     return compute.run(fit_model, data, settings.train_max_windows,
                        scheduler=settings.dask_scheduler, key=compute_key(job))
 
