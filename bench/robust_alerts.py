@@ -30,7 +30,8 @@ MACHINE = "id_00"
 N_TRAIN = (7, 20, 40)  # recordings trained on: the user had 7
 N_TEST = 35  # the last 35 normal recordings are the test stream for every size
 SENSOR = UUID(int=1)
-METHODS = (("ecod", False), ("ecod", True), ("domain_nn", False), ("domain_nn", True))
+METHODS = (("ecod", False), ("ecod", True), ("domain_nn", False), ("domain_nn", True),
+           ("domain_mahalanobis", False), ("domain_mahalanobis", True))
 
 
 def _recordings(data_dir: Path) -> tuple[list[str], str]:
