@@ -160,8 +160,9 @@ def insert_batches(conn: psycopg.Connection,
     inserted = [conn.execute(INSERT_BATCHES, round_params([batches[i] for i in r]),
                              prepare=True) for r in rounds]
     for batch in batches:
-        for span in merge_spans(batch.conditions):
-            _declare(conn, batch.sensor_id, span)
+        if batch.conditions:  # rare: most batches declare none and cost nothing here
+            for span in merge_spans(batch.conditions):
+                _declare(conn, batch.sensor_id, span)
     live = {row[0] for row in locked.fetchall()}
     results: list[InsertResult | None] = [
         InsertResult(0, 0) if b.sensor_id in live else None for b in batches]
