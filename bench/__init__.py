@@ -17,4 +17,5 @@ BENCHMARKS = [
     "bench.dashboard",
     "bench.scaling",
     "bench.esc10_cnn",
+    "bench.fleet_embedding",
 ]
