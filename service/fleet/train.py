@@ -22,8 +22,6 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from detectors import artifact, fleet_embedding
-from detectors.embedding_net import EmbeddingNet
 from detectors.errors import DetectorError
 from service.fleet.data import FleetSet, collect
 from service.queries import fleet_embeddings as q
@@ -37,7 +35,11 @@ log = logging.getLogger("earshot.fleet")
 
 
 def fit(data: FleetSet, params: dict[str, Any]) -> dict[str, Any]:
-    """The CPU-heavy part, pure (no database): runs here or on a Dask worker."""
+    """The CPU-heavy part, pure (no database): runs here or on a Dask worker. torch and
+    skorch are imported here, so a worker that never trains one does not load them."""
+    from detectors import artifact, fleet_embedding
+    from detectors.embedding_net import EmbeddingNet
+
     started = time.perf_counter()
     net = EmbeddingNet(max_epochs=params["max_epochs"],
                        max_train_seconds=params["max_train_seconds"],
