@@ -84,6 +84,20 @@ ORDER BY s.machine_id, s.id
 HOLDS_AUDIO = """
 SELECT EXISTS (SELECT 1 FROM audio_chunks) OR EXISTS (SELECT 1 FROM audio_pinned)
 """
+# Retention: failed runs, and versions that are neither the newest nor named by any
+# sensor's or model's embedding kind, once older than the cutoff.
+PRUNE = """
+DELETE FROM fleet_embeddings f
+WHERE created_at < now() - make_interval(secs => %(age_s)s)
+  AND (state = 'failed'
+       OR (state = 'succeeded'
+           AND version < (SELECT max(version) FROM fleet_embeddings WHERE state = 'succeeded')
+           AND NOT EXISTS (SELECT 1 FROM sensors s
+                           WHERE s.embedding_kind = 'fleet-v' || f.version)
+           AND NOT EXISTS (SELECT 1 FROM models m
+                           WHERE m.embedding_kind = 'fleet-v' || f.version)))
+RETURNING id
+"""
 NEWEST_TRAINED = "SELECT max(trained_at) FROM fleet_embeddings WHERE state = 'succeeded'"
 
 
@@ -178,3 +192,8 @@ def holds_audio(conn: psycopg.Connection) -> bool:
 def newest_trained(conn: psycopg.Connection) -> datetime | None:
     row = conn.execute(NEWEST_TRAINED).fetchone()
     return row[0] if row else None
+
+
+def prune(conn: psycopg.Connection, age_s: float) -> int:
+    """Delete failed runs and unused old versions older than `age_s`; how many."""
+    return len(conn.execute(PRUNE, {"age_s": age_s}).fetchall())

@@ -135,3 +135,26 @@ def test_a_dead_workers_run_is_taken_over_and_its_late_result_dropped(
         assert q.succeed(conn, dead, late) is None
     listed = admin.get("/v1/fleet/embedding").json()
     assert [r["version"] for r in listed["items"]] == [1] and listed["latest_version"] == 1
+
+
+def test_old_failed_runs_and_unused_versions_are_pruned(
+        admin: TestClient, settings: Settings, pool: ConnectionPool,
+        conn: psycopg.Connection) -> None:
+    """Kept: the newest version and every version a sensor or model names."""
+    fleet_with_audio(admin, clips=1)
+    for _ in range(3):
+        assert admin.post("/v1/fleet/embedding/train", json=QUICK).status_code == 202
+        assert train.run_one(settings, pool) is not None
+    machine = admin.post("/v1/machines", json={"name": "m", "kind": "fan"}).json()["id"]
+    assert admin.post(f"/v1/machines/{machine}/sensors", json={
+        "name": "mic", "embedding": {"kind": "fleet-v1"}}).status_code == 201
+    with conn.transaction():
+        conn.execute("INSERT INTO fleet_embeddings (trigger, state, error) "
+                     "VALUES ('api', 'failed', 'x')")
+    assert schedule.enqueue_due(settings, pool) is None  # fresh: nothing old enough yet
+    assert len(admin.get("/v1/fleet/embedding").json()["items"]) == 4
+    with conn.transaction():
+        conn.execute("UPDATE fleet_embeddings SET created_at = now() - interval '1000 days'")
+    schedule.enqueue_due(settings.model_copy(update={"fleet_retrain_hours": 0}), pool)
+    left = admin.get("/v1/fleet/embedding").json()["items"]
+    assert sorted(r["version"] for r in left) == [1, 3]  # named by a sensor; the newest
