@@ -18,4 +18,6 @@ BENCHMARKS = [
     "bench.scaling",
     "bench.esc10_cnn",
     "bench.fleet_embedding",
+    "bench.esc10_ablation",
+    "bench.esc10_api",
 ]

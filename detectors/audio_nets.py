@@ -41,13 +41,13 @@ _STFT_BATCH = 256
 
 
 @functools.cache
-def _filterbank() -> torch.Tensor:
-    return torch.as_tensor(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS),
+def _filterbank(n_mels: int) -> torch.Tensor:
+    return torch.as_tensor(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels),
                            dtype=torch.float32)
 
 
-def mel_power(clips: NDArray[Any]) -> NDArray[np.float32]:
-    """``(n, samples)`` mono 16 kHz -> mel power spectrograms ``(n, N_MELS, frames)``:
+def mel_power(clips: NDArray[Any], n_mels: int = N_MELS) -> NDArray[np.float32]:
+    """``(n, samples)`` mono 16 kHz -> mel power spectrograms ``(n, n_mels, frames)``:
     Hann-windowed STFT (no centre padding) and librosa's Slaney mel filterbank, the
     same bands as logmel-v1; torch's STFT is several times faster than librosa's here."""
     clips = np.asarray(clips, dtype=np.float32)
@@ -62,10 +62,10 @@ def mel_power(clips: NDArray[Any]) -> NDArray[np.float32]:
         for lo in range(0, len(clips), _STFT_BATCH):
             spec = torch.stft(torch.as_tensor(clips[lo:lo + _STFT_BATCH]), N_FFT, HOP,
                               window=window, center=False, return_complex=True)
-            parts.append(torch.matmul(_filterbank(), spec.abs() ** 2))
+            parts.append(torch.matmul(_filterbank(n_mels), spec.abs() ** 2))
     frames = 1 + (clips.shape[1] - N_FFT) // HOP
     if not parts:
-        return np.empty((0, N_MELS, frames), np.float32)
+        return np.empty((0, n_mels, frames), np.float32)
     return torch.cat(parts).numpy()
 
 
@@ -140,15 +140,23 @@ def _mix_background(power: torch.Tensor, augment: Augment, gen: torch.Generator
 
 
 def _mask(db: torch.Tensor, width: int, axis: int, gen: torch.Generator) -> torch.Tensor:
-    size = db.shape[axis]
-    for i in range(db.shape[0]):
-        w = int(torch.randint(0, min(width, size - 1) + 1, (1,), generator=gen))
-        if w == 0:
-            continue
-        start = int(torch.randint(0, size - w + 1, (1,), generator=gen))
-        view = db[i, start:start + w, :] if axis == 1 else db[i, :, start:start + w]
-        view.fill_(float(db[i].mean()))
-    return db
+    """Each clip's own random run of up to `width` bins (axis 1) or frames (axis 2) set to
+    the clip's mean, for the whole batch at once."""
+    n, size = db.shape[0], db.shape[axis]
+    widths = torch.randint(0, min(width, size - 1) + 1, (n,), generator=gen)
+    starts = (torch.rand(n, generator=gen) * (size - widths + 1)).long()
+    at = torch.arange(size)[None, :]
+    hit = (at >= starts[:, None]) & (at < (starts + widths)[:, None])
+    hit = hit[:, :, None] if axis == 1 else hit[:, None, :]
+    return torch.where(hit, db.mean(dim=(1, 2), keepdim=True), db)
+
+
+def _roll(db: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each clip rotated in time by its own random number of frames."""
+    n, frames = db.shape[0], db.shape[2]
+    shifts = torch.randint(0, frames, (n,), generator=gen)
+    index = (torch.arange(frames)[None, :] - shifts[:, None]) % frames
+    return torch.gather(db, 2, index[:, None, :].expand(-1, db.shape[1], -1))
 
 
 def augment_batch(power: torch.Tensor, augment: Augment, gen: torch.Generator
@@ -160,9 +168,7 @@ def augment_batch(power: torch.Tensor, augment: Augment, gen: torch.Generator
     if augment.gain_db:
         db = db + (2 * torch.rand(db.shape[0], 1, 1, generator=gen) - 1) * augment.gain_db
     if augment.shift:
-        shifts = torch.randint(0, db.shape[2], (db.shape[0],), generator=gen)
-        db = torch.stack([torch.roll(d, int(s), dims=1) for d, s in zip(db, shifts,
-                                                                        strict=True)])
+        db = _roll(db, gen)
     if augment.freq_mask:
         db = _mask(db, augment.freq_mask, 1, gen)
     if augment.time_mask:

@@ -27,8 +27,19 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from .audio_nets import Augment, SmallCNN, TrainCollate, eval_collate, mel_power
+from .audio_nets import N_MELS, Augment, SmallCNN, TrainCollate, eval_collate, mel_power
 from .errors import DetectorError
+
+# A window quieter than this (RMS, full scale 1) is digital silence: below 16-bit
+# quantisation noise (~2e-5 dithered), so no microphone signal. It carries no class: it is
+# left out of training and predicted as the uniform distribution (no evidence).
+SILENT_RMS = 1e-5
+
+
+def silent(clips: NDArray[Any]) -> NDArray[np.bool_]:
+    """Which clips ``(n, samples)`` are digital silence."""
+    rms = np.sqrt(np.mean(np.square(clips, dtype=np.float64), axis=1))
+    return np.asarray(rms < SILENT_RMS)
 
 
 class TrainingTimeExceeded(DetectorError, RuntimeError):
@@ -58,9 +69,9 @@ def grouped_holdout(y: NDArray[Any], groups: NDArray[Any], fraction: float, seed
     """(train rows, validation rows) with whole groups on one side and every class in
     both, or None when some class has fewer than 2 groups to split."""
     per_class = min(np.unique(groups[y == c]).size for c in np.unique(y))
-    folds = max(2, round(1 / fraction))
     if fraction <= 0 or per_class < 2:
         return None
+    folds = max(2, round(1 / fraction))
     splitter = StratifiedGroupKFold(n_splits=min(folds, per_class), shuffle=True,
                                     random_state=seed)
     train, valid = next(splitter.split(np.zeros(len(y)), y, groups))
@@ -104,7 +115,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                  time_shift: bool = True, background: float = 0.5, freq_mask: int = 8,
                  time_mask: int = 12, mixup: float = 0.2, validation_fraction: float = 0.2,
                  max_train_seconds: float = 900.0, random_state: int = 0,
-                 pretrained: Any = None) -> None:
+                 pretrained: Any = None, n_mels: int = N_MELS) -> None:
         self.max_epochs, self.patience, self.batch_size = max_epochs, patience, batch_size
         self.lr, self.weight_decay, self.width = lr, weight_decay, width
         self.embedding_dim, self.dropout, self.gain_db = embedding_dim, dropout, gain_db
@@ -112,7 +123,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.time_mask, self.mixup = time_mask, mixup
         self.validation_fraction = validation_fraction
         self.max_train_seconds, self.random_state = max_train_seconds, random_state
-        self.pretrained = pretrained
+        self.pretrained, self.n_mels = pretrained, n_mels
 
     def augment(self) -> Augment:
         return Augment(gain_db=self.gain_db, shift=self.time_shift,
@@ -128,7 +139,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: ArrayLike, groups: ArrayLike | None = None) -> Self:
         started = time.perf_counter()
-        power = mel_power(np.asarray(X))
+        clips = np.asarray(X)
+        power = mel_power(clips, self.n_mels)
         y_arr = np.asarray(y).astype(str)
         if y_arr.shape != (power.shape[0],):
             raise ValueError(f"y must hold one class per clip: {y_arr.shape} for "
@@ -137,6 +149,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if self.classes_.size < 2:
             raise ValueError("a classifier needs at least two classes")
         g = np.arange(len(codes)) if groups is None else np.asarray(groups)
+        sound = ~silent(clips)
+        if np.unique(codes[sound]).size == self.classes_.size:  # else keep all: no class lost
+            power, codes, g = power[sound], codes[sound], g[sound]
         torch.manual_seed(self.random_state)
         torch.set_num_threads(1)
         split = grouped_holdout(codes, g, self.validation_fraction, self.random_state)
@@ -157,8 +172,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self, "net_")
         torch.set_num_threads(1)
-        probs = self.net_.predict_proba(mel_power(np.asarray(X)))
-        return np.asarray(probs, dtype=np.float64)
+        clips = np.asarray(X)
+        probs = np.asarray(self.net_.predict_proba(mel_power(clips, self.n_mels)),
+                           dtype=np.float64)
+        probs[silent(clips)] = 1.0 / self.classes_.size
+        return probs
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])

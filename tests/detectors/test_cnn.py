@@ -118,3 +118,37 @@ def test_embedding_network_transfer() -> None:
     assert tuned.n_epochs_ == 1
     with pytest.raises(ValueError, match="does not match"):
         CNNClassifier(**{**FAST, "width": 12}, pretrained=net).fit(x, y, g)
+
+
+def test_digital_silence_is_not_trained_on_and_predicts_no_class() -> None:
+    x, y, g = windows()
+    quiet = np.zeros((6, x.shape[1]), np.float32)  # ESC-10 pads short clips like this
+    padded_x = np.concatenate([x, quiet])
+    padded_y = np.concatenate([y, [CLASSES[0]] * 6])
+    padded_g = np.concatenate([g, [99] * 6])
+    model = CNNClassifier(**FAST).fit(padded_x, padded_y, padded_g)
+    same = CNNClassifier(**FAST).fit(x, y, g)
+    assert np.allclose(model.predict_proba(x), same.predict_proba(x), atol=1e-6)
+    assert np.allclose(model.predict_proba(quiet), 0.5)
+
+
+def test_masks_and_shift_move_whole_runs_per_clip() -> None:
+    power = torch.as_tensor(mel_power(windows()[0][:8]))
+    plain = to_db(power)
+    shifted = augment_batch(power, Augment(shift=True), torch.Generator().manual_seed(3))
+    for clip, rolled in zip(plain, shifted, strict=True):  # each a rotation of its clip
+        assert any(torch.equal(torch.roll(clip, s, dims=1), rolled)
+                   for s in range(plain.shape[2]))
+    masked = augment_batch(power, Augment(freq_mask=8), torch.Generator().manual_seed(3))
+    for clip, out in zip(plain, masked, strict=True):
+        rows = (out != clip).any(dim=1).nonzero().flatten()
+        assert rows.numel() <= 8
+        if rows.numel():
+            assert rows.max() - rows.min() + 1 == rows.numel()  # one contiguous band
+
+
+def test_wider_mel_and_no_holdout() -> None:
+    x, y, g = windows()
+    assert mel_power(x[:2], 64).shape == (2, 64, 30)
+    model = CNNClassifier(**{**FAST, "n_mels": 64}, validation_fraction=0.0).fit(x, y, g)
+    assert not model.validated_ and model.predict_proba(x).shape == (len(x), 2)
