@@ -4,11 +4,13 @@ best epoch restored, and pickling are skorch's).
 
 ``fit(X, y, groups=None)``: X is ``(n, samples)`` mono 16 kHz float audio of one length
 (see :mod:`detectors.audio_nets`), y the class of each clip, groups the recording each clip
-comes from. A grouped, stratified part of the clips (``validation_fraction``) is held out
-for early stopping, so a recording never straddles training and validation (neighbouring
-windows of one recording are near-copies: a random split would stop on a flattering
-validation loss). Fixed seeds, one thread, and a training time cap that raises
-:class:`TrainingTimeExceeded` instead of running on.
+comes from. By default every clip trains for ``max_epochs`` of a cosine learning-rate
+schedule (measured better on ESC-10 than holding clips out). With ``validation_fraction``
+> 0 a grouped, stratified part of the clips is held out for early stopping, so a
+recording never straddles training and validation (neighbouring windows of one recording
+are near-copies: a random split would stop on a flattering validation loss). Fixed seeds,
+one thread, and a training time cap that raises :class:`TrainingTimeExceeded` instead of
+running on.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                  lr: float = 3e-3, weight_decay: float = 1e-3, width: int = 16,
                  embedding_dim: int = 64, dropout: float = 0.3, gain_db: float = 6.0,
                  time_shift: bool = True, background: float = 0.5, freq_mask: int = 8,
-                 time_mask: int = 12, mixup: float = 0.2, validation_fraction: float = 0.2,
+                 time_mask: int = 12, mixup: float = 0.2, validation_fraction: float = 0.0,
                  max_train_seconds: float = 900.0, random_state: int = 0,
                  pretrained: Any = None, n_mels: int = N_MELS) -> None:
         self.max_epochs, self.patience, self.batch_size = max_epochs, patience, batch_size

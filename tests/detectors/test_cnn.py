@@ -37,13 +37,13 @@ def windows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_fit_predict_contract_and_fixed_seed() -> None:
     x, y, g = windows()
-    model = CNNClassifier(**FAST).fit(x, y, g)
+    model = CNNClassifier(**FAST, validation_fraction=0.25).fit(x, y, g)
     assert list(model.classes_) == list(CLASSES) and model.validated_
     assert 1 <= model.n_epochs_ <= FAST["max_epochs"]
     proba = model.predict_proba(x)
     assert proba.shape == (len(x), 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert set(model.predict(x[:3])) <= set(CLASSES)
-    again = CNNClassifier(**FAST).fit(x, y, g).predict_proba(x)
+    again = CNNClassifier(**FAST, validation_fraction=0.25).fit(x, y, g).predict_proba(x)
     assert np.allclose(proba, again, atol=1e-6)  # same seed, same network
 
 
@@ -150,5 +150,5 @@ def test_masks_and_shift_move_whole_runs_per_clip() -> None:
 def test_wider_mel_and_no_holdout() -> None:
     x, y, g = windows()
     assert mel_power(x[:2], 64).shape == (2, 64, 30)
-    model = CNNClassifier(**{**FAST, "n_mels": 64}, validation_fraction=0.0).fit(x, y, g)
+    model = CNNClassifier(**{**FAST, "n_mels": 64}).fit(x, y, g)  # default: no holdout
     assert not model.validated_ and model.predict_proba(x).shape == (len(x), 2)
