@@ -41,7 +41,7 @@ _STFT_BATCH = 256
 
 
 @functools.cache
-def _filterbank(n_mels: int) -> torch.Tensor:
+def _filterbank(n_mels: int = N_MELS) -> torch.Tensor:
     return torch.as_tensor(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels),
                            dtype=torch.float32)
 
