@@ -145,12 +145,13 @@ def one_fold(client: httpx.Client, ctx: Context, by_fold: dict[int, list[tuple[s
                 "accuracy"), "version": model["version"]}
 
 
-def measure(ctx: Context) -> dict[str, Any]:
+def measure(ctx: Context, chosen: tuple[tuple[str, dict[str, Any]], ...] | None = None,
+            folds: tuple[int, ...] | None = None, db: str = "esc10_api") -> dict[str, Any]:
     by_fold = fold_clips(ctx.data_dir)
-    folds = QUICK_FOLDS if ctx.quick else FOLDS
-    chosen = QUICK_CLASSIFIERS if ctx.quick else CLASSIFIERS
+    folds = folds or (QUICK_FOLDS if ctx.quick else FOLDS)
+    chosen = chosen or (QUICK_CLASSIFIERS if ctx.quick else CLASSIFIERS)
     results: dict[str, Any] = {name: {"params": params, "folds": []} for name, params in chosen}
-    with stack.running_stack("esc10_api",
+    with stack.running_stack(db,
                              scheduler_env={"EARSHOT_TRAIN_CONCURRENCY": "1"}) as st, \
             st.client(timeout_s=120.0) as client:
         for fold in folds:  # fold-major: an interrupted run still compares like with like
@@ -209,5 +210,20 @@ random_forest tie was two different models, see quality_api).
 
 def run(ctx: Context) -> Section:
     measured = measure(ctx)
+    return section(measured)
+
+
+def section(measured: dict[str, Any]) -> Section:
     return Section("esc10_api", "ESC-10 through the API: cnn clip accuracy by fold", TEXT,
                    [table(measured)], measured)
+
+
+if __name__ == "__main__":  # python -m bench.esc10_api '{"cnn": {params}}' [1,2,3,4]
+    import json
+    import sys
+
+    given = json.loads(sys.argv[1])
+    picked = tuple(int(f) for f in sys.argv[2].split(",")) if len(sys.argv) > 2 else FOLDS
+    found = measure(Context(), tuple(given.items()), picked, db="esc10_api_cli")
+    (stack.OUT_DIR / "esc10_api_cli.json").write_text(json.dumps(found, indent=1))
+    print(table(found).render())

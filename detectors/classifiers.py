@@ -90,17 +90,18 @@ _CNN_SPECS = (
     ParamSpec("lr", float, 3e-3, "AdamW learning rate.", min=1e-6, max=1.0),
     ParamSpec("width", int, 16, "Channels of the first convolution (the network has "
               "~width^2 * 40 weights).", min=4, max=128),
-    ParamSpec("gain_db", float, 6.0, "Augmentation: random gain of +- this many dB "
-              "(0: off).", min=0.0, max=40.0),
+    ParamSpec("gain_db", float, 0.0, "Augmentation: random gain of +- this many dB "
+              "(0: off; 6 is a usual value).", min=0.0, max=40.0),
     ParamSpec("time_shift", bool, True, "Augmentation: rotate each clip in time."),
-    ParamSpec("background", float, 0.5, "Augmentation: probability of mixing another "
-              "training clip in at 6-20 dB below (0: off).", min=0.0, max=1.0),
-    ParamSpec("freq_mask", int, 8, "SpecAugment: widest masked band of mel bins (0: off).",
-              min=0, max=64),
-    ParamSpec("time_mask", int, 12, "SpecAugment: longest masked run of frames (0: off).",
-              min=0, max=200),
-    ParamSpec("mixup", float, 0.2, "Mixup Beta(a, a) parameter (0: off).", min=0.0,
-              max=10.0),
+    ParamSpec("background", float, 0.0, "Augmentation: probability of mixing another "
+              "training clip in at 6-20 dB below (0: off; 0.5 is a usual value).", min=0.0,
+              max=1.0),
+    ParamSpec("freq_mask", int, 0, "SpecAugment: widest masked band of mel bins (0: off; "
+              "8 is a usual value).", min=0, max=64),
+    ParamSpec("time_mask", int, 0, "SpecAugment: longest masked run of frames (0: off; "
+              "12 is a usual value).", min=0, max=200),
+    ParamSpec("mixup", float, 0.0, "Mixup Beta(a, a) parameter (0: off; 0.2 is a usual "
+              "value).", min=0.0, max=10.0),
     ParamSpec("validation_fraction", float, 0.0, "Share of recordings (whole groups) held "
               "out for early stopping on their loss (0: train on every recording for "
               "max_epochs of the cosine schedule, which measured better on small sets).",

@@ -113,9 +113,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, max_epochs: int = 30, patience: int = 10, batch_size: int = 32,
                  lr: float = 3e-3, weight_decay: float = 1e-3, width: int = 16,
-                 embedding_dim: int = 64, dropout: float = 0.3, gain_db: float = 6.0,
-                 time_shift: bool = True, background: float = 0.5, freq_mask: int = 8,
-                 time_mask: int = 12, mixup: float = 0.2, validation_fraction: float = 0.0,
+                 embedding_dim: int = 64, dropout: float = 0.3, gain_db: float = 0.0,
+                 time_shift: bool = True, background: float = 0.0, freq_mask: int = 0,
+                 time_mask: int = 0, mixup: float = 0.0, validation_fraction: float = 0.0,
                  max_train_seconds: float = 900.0, random_state: int = 0,
                  pretrained: Any = None, n_mels: int = N_MELS) -> None:
         self.max_epochs, self.patience, self.batch_size = max_epochs, patience, batch_size
