@@ -21,7 +21,7 @@ from bench.common import Clip, Context, Section, Table, fmt, read_manifest
 FOLDS = (1, 2, 3, 4)
 QUICK_FOLDS = (1,)
 CLASSIFIERS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("cnn", {}), ("random_forest", {}), ("logreg", {}))
+    ("cnn", {}), ("random_forest", {}))
 QUICK_CLASSIFIERS: tuple[tuple[str, dict[str, Any]], ...] = (("logreg", {}),)
 SPACING_S = 20  # one clip (5 s) every 20 s: no window holds two clips
 JOB_TIMEOUT_S = 3600.0
