@@ -8,6 +8,7 @@ of its windows' probabilities. Nothing is computed outside the service but that 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,11 @@ def measure(ctx: Context, chosen: tuple[tuple[str, dict[str, Any]], ...] | None 
             st.client(timeout_s=120.0) as client:
         for fold in folds:  # fold-major: an interrupted run still compares like with like
             for name, params in chosen:
-                results[name]["folds"].append(one_fold(client, ctx, by_fold, fold, name,
-                                                       params))
+                found = one_fold(client, ctx, by_fold, fold, name, params)
+                results[name]["folds"].append(found)
+                with (ctx.out_dir / "esc10_api_progress.jsonl").open("a") as log:
+                    log.write(json.dumps({"classifier": name, "params": params, **found})
+                              + "\n")
     return {"folds": list(folds), "results": results}
 
 
@@ -219,7 +223,6 @@ def section(measured: dict[str, Any]) -> Section:
 
 
 if __name__ == "__main__":  # python -m bench.esc10_api '{"cnn": {params}}' [1,2,3,4]
-    import json
     import sys
 
     given = json.loads(sys.argv[1])
