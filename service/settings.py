@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     # transaction and `retention_max_batches` batches per table per hourly run.
     webhook_retention_days: float = Field(30.0, gt=0)
     jobs_retention_days: float = Field(90.0, gt=0)
+    # How often the leader enforces every retention (service.scoring.retention.enforce).
+    retention_interval_s: float = Field(3600.0, gt=0)
     retention_batch_rows: int = Field(5000, ge=1, le=100_000)
     retention_max_batches: int = Field(200, ge=1)
 

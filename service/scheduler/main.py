@@ -43,6 +43,12 @@ from service.training.runner import Runner
 log = logging.getLogger("earshot.scheduler")
 
 
+def interval_of(settings: Settings, name: str, default_s: float) -> float:
+    """A periodic job's interval: its setting (registry.INTERVAL_SETTINGS) if it has one."""
+    setting = registry.INTERVAL_SETTINGS.get(name)
+    return float(getattr(settings, setting)) if setting else default_s
+
+
 class SchedulerProcess:
     def __init__(self, settings: Settings, *, pool: ConnectionPool | None = None,
                  loops: list[str] | None = None,
@@ -53,7 +59,8 @@ class SchedulerProcess:
         self.loops = registry.resolve_all(registry.BACKGROUND_LOOPS if loops is None else loops)
         periodic = registry.PERIODIC_JOBS if periodic is None else periodic
         resolved = registry.resolve_all([name for name, _ in periodic])
-        self.periodic = [(name, resolved[name], interval) for name, interval in periodic]
+        self.periodic = [(name, resolved[name], interval_of(settings, name, interval))
+                         for name, interval in periodic]
         self.trigger_factory = trigger_factory or load_trigger_factory(settings.retrain_trigger)
         self.owned_pool = pool is None
         self.pool = pool or make_pool(settings)

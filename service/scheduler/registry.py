@@ -5,6 +5,7 @@
 - PERIODIC_JOBS: (name, interval_seconds); each runs as `fn(settings, pool) -> None` via
   APScheduler (coalesced, never two at once), so it must be idempotent and guard itself
   (e.g. an advisory lock) against another scheduler process running the same job.
+  INTERVAL_SETTINGS names the ones whose interval a setting overrides.
 
 Every entry must import: the process refuses to start otherwise, so a typo or a missing
 module is a startup error, not a silently missing feature.
@@ -28,6 +29,8 @@ PERIODIC_JOBS: list[tuple[str, float]] = [
     ("service.alerting.nodata:check", 15.0),
     ("service.fleet.schedule:enqueue_due", 3600.0),
 ]
+# Periodic jobs whose interval is a setting (the value above is its default).
+INTERVAL_SETTINGS: dict[str, str] = {"service.scoring.retention:enforce": "retention_interval_s"}
 
 
 class RegistryError(Exception):

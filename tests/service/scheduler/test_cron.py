@@ -113,3 +113,10 @@ def test_registry_entries_resolve_and_bad_ones_stop_startup(settings: Settings) 
     with pytest.raises(registry.RegistryError, match="expected 'module:function'"):
         SchedulerProcess(settings, loops=[], periodic=[("service.db.make_pool", 1.0)])
 
+
+def test_the_retention_interval_is_a_setting(settings: Settings) -> None:
+    name = "service.scoring.retention:enforce"
+    assert dict(registry.PERIODIC_JOBS)[name] == settings.retention_interval_s == 3600.0
+    process = SchedulerProcess(settings.model_copy(update={"retention_interval_s": 20.0}),
+                               loops=[])
+    assert {n: interval for n, _, interval in process.periodic}[name] == 20.0
