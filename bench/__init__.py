@@ -20,4 +20,5 @@ BENCHMARKS = [
     "bench.fleet_embedding",
     "bench.esc10_ablation",
     "bench.esc10_api",
+    "bench.soak",
 ]
