@@ -1,9 +1,11 @@
 """Embedding kinds the server computes from audio: the built-in ones (`ingest.features`)
 and the learned `fleet-v<N>` (version N's weights from `fleet_embeddings`).
 
-Each process keeps the versions it loaded (a few hundred kB each): a version never
-changes once stored, so the cache needs no invalidation. The artifact's SHA-256 is checked
-before loading, and loading is torch's `weights_only` (no code runs).
+Each process keeps the versions it loaded (a few hundred kB each), keyed by the artifact's
+SHA-256 (looked up per call, a one-row query): a version never changes once stored, and a
+process pointed at another database (or a restored one) never uses a stale model. The
+artifact's SHA-256 is checked before loading, and loading is torch's `weights_only` (no
+code runs).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from service.errors import UnprocessableError
 from service.queries import fleet_embeddings as q
 
 _lock = threading.Lock()
-_loaded: dict[int, Any] = {}  # version -> detectors.fleet_embedding.WaveformEmbedder
+_loaded: dict[str, Any] = {}  # artifact sha256 -> detectors.fleet_embedding.WaveformEmbedder
 
 
 class UnknownFleetVersionError(UnprocessableError):
@@ -46,14 +48,15 @@ def require_version(conn: psycopg.Connection, kind: str) -> None:
 
 def embedder(source: ConnectionPool | psycopg.Connection, version: int) -> Any:
     """The loaded module of `version` (from the cache or the database)."""
-    with _lock:
-        module = _loaded.get(version)
+    with _connection(source) as conn:
+        digest = q.artifact_sha256(conn, version)
+        with _lock:
+            module = _loaded.get(digest) if digest is not None else None
+        found = q.artifact(conn, version) if module is None else None
     if module is not None:
         return module
     from detectors import fleet_embedding
 
-    with _connection(source) as conn:
-        found = q.artifact(conn, version)
     if found is None:
         raise UnknownFleetVersionError(f"fleet embedding version {version} does not exist")
     blob, digest = found
@@ -61,7 +64,7 @@ def embedder(source: ConnectionPool | psycopg.Connection, version: int) -> Any:
         raise RuntimeError(f"fleet embedding version {version}: artifact checksum mismatch")
     module = fleet_embedding.load(blob)
     with _lock:
-        return _loaded.setdefault(version, module)
+        return _loaded.setdefault(digest, module)
 
 
 def embed(source: ConnectionPool | psycopg.Connection, samples: np.ndarray, sr: int,

@@ -31,6 +31,9 @@ SELECT_ARTIFACT = """
 SELECT artifact, artifact_sha256 FROM fleet_embeddings WHERE version = %s
   AND state = 'succeeded'
 """
+SELECT_ARTIFACT_SHA = """
+SELECT artifact_sha256 FROM fleet_embeddings WHERE version = %s AND state = 'succeeded'
+"""
 SELECT_ONNX = """
 SELECT onnx, onnx_sha256 FROM fleet_embeddings WHERE version = %s AND state = 'succeeded'
 """
@@ -138,6 +141,11 @@ def get_run(conn: psycopg.Connection, run_id: UUID) -> dict[str, Any] | None:
 def artifact(conn: psycopg.Connection, version: int) -> tuple[bytes, str] | None:
     row = conn.execute(SELECT_ARTIFACT, (version,)).fetchone()
     return (bytes(row[0]), row[1]) if row else None
+
+
+def artifact_sha256(conn: psycopg.Connection, version: int) -> str | None:
+    row = conn.execute(SELECT_ARTIFACT_SHA, (version,)).fetchone()
+    return row[0] if row else None
 
 
 def onnx(conn: psycopg.Connection, version: int) -> tuple[bytes, str] | None:

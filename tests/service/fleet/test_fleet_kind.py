@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from detectors import fleet_embedding
+from ingest.client import windows_json
 from ingest.features import windows_16k
 from ingest.store import read_windows
 from service import reembed as reembed_worker
@@ -125,3 +126,29 @@ def decoded(body: bytes) -> np.ndarray:
     """What the server decodes from a 16-bit WAV upload."""
     samples, _ = sf.read(io.BytesIO(body), dtype="float32", always_2d=True)
     return np.asarray(samples)
+
+
+def test_audio_must_agree_with_the_fleet_windows_a_sensor_sent(
+        admin: TestClient, settings: Settings, pool: ConnectionPool,
+        conn: psycopg.Connection) -> None:
+    """A device that embeds with fleet-v1 and sends its audio afterwards: vectors equal to
+    the server's are accepted; vectors off by 0.01 (a broken device: other audio moves
+    them by about that much) are refused, where logmel-v1's 0.1 dB would let them pass."""
+    _, after = fleet_with_audio(admin, clips=1)
+    assert _new_version(admin, settings, pool) == 1
+    _, sensor = _fleet_sensor(admin, "fleet-v1")
+    body = wav(load_16k(esc10_clips("sea_waves")[0]))
+    exact = _server_vectors(conn, 1, decoded(body))
+    for offset, start, status in ((0.0, after, 200), (0.01, after + timedelta(minutes=5), 422)):
+        t0 = round(start.timestamp() * 1e6)
+        times = t0 + 1_000_000 * np.arange(len(exact), dtype=np.int64)
+        sent = admin.post(f"/v1/sensors/{sensor}/embeddings",
+                          content=windows_json(times, exact + offset),
+                          headers={"content-type": "application/json"})
+        assert sent.status_code == 200, sent.text
+        answer = admin.post(f"/v1/sensors/{sensor}/audio", content=body,
+                            params={"start": start.isoformat()},
+                            headers={"content-type": "audio/wav"})
+        assert answer.status_code == status, answer.text
+    assert answer.json()["detail"].endswith("nothing was stored")
+    assert "more than 0.005 allowed" in answer.json()["detail"]
