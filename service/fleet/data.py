@@ -56,16 +56,36 @@ class _Window:
     start: datetime
 
 
-def _windows(conn: psycopg.Connection) -> tuple[list[_Window], int]:
-    out: list[_Window] = []
-    recording = 0
+@dataclass(frozen=True)
+class _Span:
+    sensor: UUID
+    machine: UUID
+    start: datetime
+    windows: int
+
+
+def _spans(conn: psycopg.Connection) -> list[_Span]:
+    """Every contiguous held recording with at least one whole window."""
+    out = []
     for sensor, machine in q.audio_sensors(conn):
         for lo, hi in held_ranges(conn, sensor, _FROM, _TO, clip=False):
             count = int((hi - lo) / WINDOW)
-            out.extend(_Window(sensor, machine, recording, lo + k * WINDOW)
-                       for k in range(count))
-            recording += int(count > 0)
-    return out, recording
+            if count > 0:
+                out.append(_Span(sensor, machine, lo, count))
+    return out
+
+
+def _pick(spans: list[_Span], max_windows: int) -> list[_Window]:
+    """At most `max_windows` windows spread evenly over all held audio, found through the
+    spans' cumulative counts (never a list of every held window: a fleet holds millions)."""
+    ends = np.cumsum([s.windows for s in spans])
+    total = int(ends[-1])
+    picks = np.unique(np.linspace(0, total - 1, min(max_windows, total)).astype(np.int64))
+    which = np.searchsorted(ends, picks, side="right")
+    firsts = ends - np.asarray([s.windows for s in spans])
+    return [_Window(spans[i].sensor, spans[i].machine, int(i),
+                    spans[i].start + int(p - firsts[i]) * WINDOW)
+            for p, i in zip(picks.tolist(), which.tolist(), strict=True)]
 
 
 def _read(conn: psycopg.Connection, chosen: list[_Window]) -> np.ndarray:
@@ -103,22 +123,22 @@ def _labels(conn: psycopg.Connection, chosen: list[_Window]) -> np.ndarray:
 
 def collect(conn: psycopg.Connection, max_windows: int) -> FleetSet:
     """The training set, or NoFleetAudioError saying what is missing."""
-    windows, n_recordings = _windows(conn)
-    if n_recordings < 2:
+    spans = _spans(conn)
+    if len(spans) < 2:
         raise NoFleetAudioError(
             f"the fleet embedding learns from stored audio, and the audio store holds "
-            f"{n_recordings} recording(s) of at least 1 s ({len(windows)} window(s)); it "
-            "needs at least 2: upload audio (POST /v1/sensors/{id}/audio with the sensor's "
-            "audio policy 'keep', or earshot sensor stream --send-audio)")
-    picks = np.unique(np.linspace(0, len(windows) - 1, min(max_windows, len(windows)))
-                      .astype(int))
-    chosen = [windows[i] for i in picks]
+            f"{len(spans)} recording(s) of at least 1 s "
+            f"({sum(s.windows for s in spans)} window(s)); it needs at least 2: upload "
+            "audio (POST /v1/sensors/{id}/audio with the sensor's audio policy 'keep', or "
+            "earshot sensor stream --send-audio)")
+    chosen = _pick(spans, max_windows)
     labels = _labels(conn, chosen)
     groups = np.asarray([w.recording for w in chosen])
     aux_task = "machine/sensor/condition"
     if np.unique(labels).size < 2:
         labels, aux_task = groups.astype(str).astype(object), "recording"
     classes, counts = np.unique(labels.astype(str), return_counts=True)
-    return FleetSet(_read(conn, chosen), labels.astype(str), groups, aux_task, n_recordings,
+    return FleetSet(_read(conn, chosen), labels.astype(str), groups, aux_task, len(spans),
                     len({w.machine for w in chosen}), len({w.sensor for w in chosen}),
-                    len(windows), dict(zip(classes.tolist(), counts.tolist(), strict=True)))
+                    sum(s.windows for s in spans),
+                    dict(zip(classes.tolist(), counts.tolist(), strict=True)))
