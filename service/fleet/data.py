@@ -26,7 +26,7 @@ from service.training.errors import TrainingError
 
 WINDOW = timedelta(seconds=1)
 SAMPLES = 16_000
-PIECE = 600  # windows read (and resampled) per read of the audio store
+PIECE_S = timedelta(seconds=600)  # longest audio read (and resampled) at once
 _FROM = datetime(1970, 1, 1, tzinfo=UTC)
 _TO = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -88,6 +88,18 @@ def _pick(spans: list[_Span], max_windows: int) -> list[_Window]:
             for p, i in zip(picks.tolist(), which.tolist(), strict=True)]
 
 
+def _pieces(rows: list[int], chosen: list[_Window]) -> list[list[int]]:
+    """Runs of one recording's picks spanning less than PIECE_S: each read holds at most
+    that much audio, however sparse the picks."""
+    pieces: list[list[int]] = []
+    for i in rows:
+        if pieces and chosen[i].start - chosen[pieces[-1][0]].start < PIECE_S:
+            pieces[-1].append(i)
+        else:
+            pieces.append([i])
+    return pieces
+
+
 def _read(conn: psycopg.Connection, chosen: list[_Window]) -> np.ndarray:
     """Each chosen window's audio, mono 16 kHz, read a piece of one recording at a time."""
     clips = np.zeros((len(chosen), SAMPLES), np.float32)
@@ -95,8 +107,7 @@ def _read(conn: psycopg.Connection, chosen: list[_Window]) -> np.ndarray:
     for i, w in enumerate(chosen):
         by_recording[w.recording].append(i)
     for rows in by_recording.values():
-        for lo in range(0, len(rows), PIECE):
-            part = rows[lo:lo + PIECE]
+        for part in _pieces(rows, chosen):
             first, last = chosen[part[0]].start, chosen[part[-1]].start
             held = read_audio(conn, chosen[part[0]].sensor, first, last + WINDOW)
             mono = to_mono_16k(held.samples, held.sample_rate).astype(np.float32)
