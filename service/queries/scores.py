@@ -30,6 +30,11 @@ ORDER BY b.id
 LIMIT %s
 FOR UPDATE OF b SKIP LOCKED
 """
+OLDEST_UNCLAIMED = """
+SELECT sensor_id, min(id) FROM ingest_batches
+WHERE sensor_id = ANY(%s) AND NOT id = ANY(%s)
+GROUP BY sensor_id
+"""
 # One LATERAL index range scan per batch row; TimescaleDB excludes chunks at run time.
 READ_BATCH_WINDOWS = """
 SELECT r.ord::int, w.t, w.v
@@ -127,6 +132,14 @@ def claim_batches(conn: psycopg.Connection, limit: int) -> list[ClaimedBatch]:
     """Lock up to `limit` queued batches (oldest first) that no other scorer holds."""
     rows = conn.execute(CLAIM_BATCHES, (limit,)).fetchall()
     return [ClaimedBatch(*row) for row in rows]
+
+
+def oldest_unclaimed(conn: psycopg.Connection, sensors: list[UUID], claimed: list[int]
+                     ) -> dict[UUID, int]:
+    """Per sensor, the oldest queued batch id among `sensors` that is not in `claimed`
+    (another scorer holds it): a plain read, which row locks do not block."""
+    rows = conn.execute(OLDEST_UNCLAIMED, (sensors, claimed)).fetchall()
+    return {row[0]: int(row[1]) for row in rows}
 
 
 def read_batch_windows(conn: psycopg.Connection, batches: list[ClaimedBatch],

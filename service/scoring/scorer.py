@@ -92,7 +92,8 @@ class Scorer:
         """Run one iteration in its own transaction on `conn`."""
         with conn.transaction():
             limit = self._claim_limit()
-            claimed = q.claim_batches(conn, limit)
+            locked = q.claim_batches(conn, limit)
+            claimed = in_order(conn, locked)
             if not claimed:
                 return StepResult()
             self._learn_batch_size(claimed)
@@ -112,7 +113,7 @@ class Scorer:
             shrunk_ids = {s.id for s in shrunk}
             q.finish_batches(conn, retired + [b.id for b in batches if b.id not in shrunk_ids],
                              shrunk)
-        more = len(batches) < len(usable) or len(claimed) == limit or bool(shrunk)
+        more = len(batches) < len(usable) or len(locked) == limit or bool(shrunk)
         return StepResult(claimed=len(claimed), windows=len(rows), inserted=inserted,
                           more=more, predicted=predicted)
 
@@ -154,6 +155,16 @@ class Scorer:
             # machine's scoring: its batches are retired unscored, and the error logged.
             log.exception("cannot load the active detector", extra={"machine_id": machine_id})
             return None
+
+
+def in_order(conn: psycopg.Connection, claimed: list[q.ClaimedBatch]) -> list[q.ClaimedBatch]:
+    """The claimed batches without those of a sensor whose older batch another scorer
+    holds: they stay queued for after it. One sensor's windows then reach the alert
+    engine in time order, which skips a window older than one it already evaluated (a
+    burst of small batches split across two workers would otherwise lose its flags)."""
+    oldest = q.oldest_unclaimed(conn, sorted({b.sensor_id for b in claimed}),
+                                [b.id for b in claimed])
+    return [b for b in claimed if oldest.get(b.sensor_id, b.id + 1) > b.id]
 
 
 def _within_budget(claimed: list[q.ClaimedBatch],
