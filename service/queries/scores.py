@@ -30,10 +30,12 @@ ORDER BY b.id
 LIMIT %s
 FOR UPDATE OF b SKIP LOCKED
 """
-OLDEST_UNCLAIMED = """
-SELECT sensor_id, min(id) FROM ingest_batches
-WHERE sensor_id = ANY(%s) AND NOT id = ANY(%s)
-GROUP BY sensor_id
+# Rows of the claimed sensors up to the newest claimed id: the claimed ones and any older
+# one another scorer holds (a claim takes the oldest free rows, so that is all there is).
+SENSOR_ROWS_UP_TO = """
+SELECT b.sensor_id, b.id FROM ingest_batches b
+JOIN (SELECT DISTINCT unnest(%s::uuid[]) AS sensor_id) c USING (sensor_id)
+WHERE b.id <= %s
 """
 # One LATERAL index range scan per batch row; TimescaleDB excludes chunks at run time.
 READ_BATCH_WINDOWS = """
@@ -136,10 +138,14 @@ def claim_batches(conn: psycopg.Connection, limit: int) -> list[ClaimedBatch]:
 
 def oldest_unclaimed(conn: psycopg.Connection, sensors: list[UUID], claimed: list[int]
                      ) -> dict[UUID, int]:
-    """Per sensor, the oldest queued batch id among `sensors` that is not in `claimed`
-    (another scorer holds it): a plain read, which row locks do not block."""
-    rows = conn.execute(OLDEST_UNCLAIMED, (sensors, claimed)).fetchall()
-    return {row[0]: int(row[1]) for row in rows}
+    """Per sensor, the oldest queued batch id of `sensors`, older than the newest of
+    `claimed`, that is not in `claimed` (another scorer holds it): a plain read, which
+    row locks do not block."""
+    mine, oldest = set(claimed), dict[UUID, int]()
+    for sensor_id, batch_id in conn.execute(SENSOR_ROWS_UP_TO, (sensors, max(claimed))):
+        if batch_id not in mine and batch_id < oldest.get(sensor_id, batch_id + 1):
+            oldest[sensor_id] = batch_id
+    return oldest
 
 
 def read_batch_windows(conn: psycopg.Connection, batches: list[ClaimedBatch],

@@ -162,6 +162,8 @@ def in_order(conn: psycopg.Connection, claimed: list[q.ClaimedBatch]) -> list[q.
     holds: they stay queued for after it. One sensor's windows then reach the alert
     engine in time order, which skips a window older than one it already evaluated (a
     burst of small batches split across two workers would otherwise lose its flags)."""
+    if not claimed:
+        return claimed
     oldest = q.oldest_unclaimed(conn, sorted({b.sensor_id for b in claimed}),
                                 [b.id for b in claimed])
     return [b for b in claimed if oldest.get(b.sensor_id, b.id + 1) > b.id]
