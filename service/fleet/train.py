@@ -15,8 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -30,6 +29,7 @@ from service.schemas.fleet_embedding import FleetParams
 from service.settings import Settings
 from service.training import compute
 from service.training.errors import TrainingError
+from service.training.heartbeat import beating
 
 log = logging.getLogger("earshot.fleet")
 
@@ -64,25 +64,10 @@ def fit(data: FleetSet, params: dict[str, Any]) -> dict[str, Any]:
             "onnx": onnx, "onnx_sha256": hashlib.sha256(onnx).hexdigest()}
 
 
-@contextmanager
-def _heartbeat(settings: Settings, pool: ConnectionPool, run: ClaimedRun) -> Iterator[None]:
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(settings.train_heartbeat_s):
-            try:
-                with pool.connection() as conn:
-                    q.heartbeat(conn, run)
-            except (psycopg.Error, PoolTimeout) as exc:
-                log.warning("heartbeat of fleet embedding run %s failed: %s", run.id, exc)
-
-    thread = threading.Thread(target=beat, name=f"fleet-heartbeat-{run.id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=settings.db_timeout_s)
+def _heartbeat(settings: Settings, pool: ConnectionPool,
+               run: ClaimedRun) -> AbstractContextManager[None]:
+    return beating(settings, pool, f"fleet embedding run {run.id}",
+                   lambda conn: q.heartbeat(conn, run))
 
 
 def execute(settings: Settings, pool: ConnectionPool, run: ClaimedRun) -> int | None:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
@@ -35,6 +34,7 @@ from service.settings import Settings
 from service.training import events, models
 from service.training.compute import ClusterUnavailableError
 from service.training.errors import TrainingError
+from service.training.heartbeat import beating
 from service.training.targets import TrainedModel, trainer_for
 
 log = logging.getLogger("earshot.training")
@@ -57,26 +57,13 @@ def claim(pool: ConnectionPool) -> ClaimedJob | None:
         return jobs.claim(conn)
 
 
-@contextmanager
-def heartbeat(settings: Settings, pool: ConnectionPool, job: ClaimedJob) -> Iterator[None]:
-    done = threading.Event()
+def heartbeat(settings: Settings, pool: ConnectionPool,
+              job: ClaimedJob) -> AbstractContextManager[None]:
+    def beat(conn: psycopg.Connection) -> None:
+        if not jobs.heartbeat(conn, job.id, job.attempts):
+            log.warning("job %s is no longer ours (re-queued or deleted)", job.id)
 
-    def beat() -> None:
-        while not done.wait(settings.train_heartbeat_s):
-            try:
-                with pool.connection() as conn:
-                    if not jobs.heartbeat(conn, job.id, job.attempts):
-                        log.warning("job %s is no longer ours (re-queued or deleted)", job.id)
-            except (psycopg.Error, PoolTimeout) as exc:
-                log.warning("heartbeat of job %s failed: %s", job.id, exc)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=settings.db_timeout_s)
+    return beating(settings, pool, f"job {job.id}", beat)
 
 
 def finish(settings: Settings, pool: ConnectionPool, job: ClaimedJob,
