@@ -11,21 +11,26 @@ Detector training gives each window the condition whose range covers it (docs/de
 values that read as numbers or true/false are sent as such. The API key comes from --key or
 EARSHOT_API_KEY (admin to add and delete, read to list).
 
-Exit status: 0 done, 1 refused (HTTP 4xx, the problem's detail is printed), 2 bad
-arguments, 3 the service could not be reached or failed.
+Exit status: see `ingest.api_cli`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from typing import Any
 
 import httpx
 
-from ingest.labels_cli import CommandError, _checked, _time, _uuid
+from ingest.api_cli import (
+    CommandError,
+    api_arguments,
+    api_client,
+    checked,
+    run_command,
+    time_arg,
+    uuid_arg,
+)
 
 AttributeValue = str | int | float | bool
 
@@ -34,13 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earshot conditions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("EARSHOT_URL",
-                                                        "http://127.0.0.1:8000"))
-    common.add_argument("--key", default=os.environ.get("EARSHOT_API_KEY"),
-                        help="API key (default $EARSHOT_API_KEY)")
+    common = argparse.ArgumentParser(add_help=False, parents=[api_arguments()])
     common.add_argument("--machine", required=True, help="the machine's id")
-    common.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     add = sub.add_parser("add", parents=[common], help="declare a condition for a range")
     add.add_argument("--start", required=True, help="RFC 3339")
     add.add_argument("--end", required=True, help="RFC 3339, exclusive")
@@ -76,11 +76,11 @@ def attributes(pairs: list[str]) -> dict[str, AttributeValue]:
 
 
 def _add(http: httpx.Client, machine: str, args: argparse.Namespace) -> str:
-    body: dict[str, Any] = {"start": _time(args.start, "--start"),
-                            "end": _time(args.end, "--end"), "attributes": attributes(args.attr)}
+    body: dict[str, Any] = {"start": time_arg(args.start, "--start"),
+                            "end": time_arg(args.end, "--end"), "attributes": attributes(args.attr)}
     if args.name is not None:
         body["name"] = args.name
-    row = _checked(http.post(f"/v1/machines/{machine}/conditions", json=body)).json()
+    row = checked(http.post(f"/v1/machines/{machine}/conditions", json=body)).json()
     print(row["id"])
     return f"add: condition {row['name']!r} {row['start']} - {row['end']} ({row['id']})"
 
@@ -89,7 +89,7 @@ def _list(http: httpx.Client, machine: str) -> str:
     items: list[dict[str, Any]] = []
     offset: int | None = 0
     while offset is not None:
-        page = _checked(http.get(f"/v1/machines/{machine}/conditions",
+        page = checked(http.get(f"/v1/machines/{machine}/conditions",
                                  params={"limit": 500, "offset": offset})).json()
         items += page["items"]
         offset = page["next_offset"]
@@ -99,28 +99,16 @@ def _list(http: httpx.Client, machine: str) -> str:
 
 
 def run(args: argparse.Namespace) -> str:
-    if not args.key:
-        raise CommandError(2, "--key (or EARSHOT_API_KEY) is required")
-    machine = _uuid(args.machine, "--machine")
-    headers = {"Authorization": f"Bearer {args.key}"}
-    try:
-        with httpx.Client(base_url=args.url.rstrip("/"), headers=headers,
-                          timeout=args.timeout) as http:
-            if args.command == "add":
-                return _add(http, machine, args)
-            if args.command == "list":
-                return _list(http, machine)
-            condition = _uuid(args.condition_id, "CONDITION_ID")
-            _checked(http.delete(f"/v1/machines/{machine}/conditions/{condition}"))
-            return f"delete: condition {condition} removed"
-    except httpx.HTTPError as exc:
-        raise CommandError(3, f"{args.url} could not be reached: {exc}") from None
+    machine = uuid_arg(args.machine, "--machine")
+    with api_client(args) as http:
+        if args.command == "add":
+            return _add(http, machine, args)
+        if args.command == "list":
+            return _list(http, machine)
+        condition = uuid_arg(args.condition_id, "CONDITION_ID")
+        checked(http.delete(f"/v1/machines/{machine}/conditions/{condition}"))
+        return f"delete: condition {condition} removed"
 
 
 def main(argv: list[str]) -> None:
-    args = _parser().parse_args(argv)
-    try:
-        print(run(args), file=sys.stderr)
-    except CommandError as exc:
-        print(f"earshot conditions: {exc}", file=sys.stderr)
-        sys.exit(exc.status)
+    run_command("conditions", _parser(), run, argv)
