@@ -10,11 +10,12 @@ to the server's; what it does cost is measured (`cpu_s`) and reported.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -122,24 +123,25 @@ async def _send(client: httpx.AsyncClient, job: Job, bodies: Bodies, result: Res
         result.error_samples = ([*result.error_samples, response.text[:200]])[:5]
 
 
-async def _throughput(job: Job, bodies: Bodies, client: httpx.AsyncClient,
-                      result: Result) -> None:
-    """`concurrency` loops, each taking the next (sensor, batch) until time is up."""
+Send = Callable[[tuple[str, str], np.ndarray, np.ndarray], Awaitable[None]]
+
+
+async def throughput(job: Job, n_vectors: int, senders: list[Send]) -> None:
+    """One loop per sender (a request in flight each), each taking the next (sensor,
+    batch) until time is up; `sender(sensor, times_us, vector rows)` sends one request."""
     counter = iter(range(job.max_requests))
     deadline = time.monotonic() + job.duration_s
-    n_vec = len(bodies.vectors)
 
-    async def loop() -> None:
+    async def loop(send: Send) -> None:
         for k in counter:
             if time.monotonic() >= deadline:
                 return
             sensor_index, j = k % len(job.sensors), k // len(job.sensors)
             offsets = j * job.batch + np.arange(job.batch, dtype=np.int64)
-            times = job.first_us + offsets * US
-            await _send(client, job, bodies, result, job.sensors[sensor_index], times,
-                        (offsets + sensor_index * 7) % n_vec)
+            await send(job.sensors[sensor_index], job.first_us + offsets * US,
+                       (offsets + sensor_index * 7) % n_vectors)
 
-    await asyncio.gather(*(loop() for _ in range(job.concurrency)))
+    await asyncio.gather(*(loop(send) for send in senders))
 
 
 async def _paced(job: Job, bodies: Bodies, client: httpx.AsyncClient, result: Result) -> None:
@@ -181,7 +183,8 @@ async def _run(job: Job) -> Result:
         cpu0 = sum(os.times()[:2])
         started, result.t0 = time.monotonic(), time.time()
         if job.rate_per_s is None:
-            await _throughput(job, bodies, client, result)
+            send = functools.partial(_send, client, job, bodies, result)
+            await throughput(job, len(bodies.vectors), [send] * job.concurrency)
         else:
             await _paced(job, bodies, client, result)
     result.seconds, result.t1 = time.monotonic() - started, time.time()

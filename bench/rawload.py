@@ -13,13 +13,14 @@ client does only what a request needs: format the head, write, parse the answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from bench.loadgen import CONTENT_TYPES, US, Bodies, Job, Result
+from bench.loadgen import CONTENT_TYPES, Bodies, Job, Result, throughput
 
 
 class Connection:
@@ -70,23 +71,12 @@ async def _send(conn: Connection, job: Job, bodies: Bodies, result: Result,
 
 
 async def _throughput(job: Job, bodies: Bodies, result: Result) -> None:
-    """`concurrency` connections, each taking the next (sensor, batch) until time is up."""
-    counter = iter(range(job.max_requests))
-    deadline = time.monotonic() + job.duration_s
-    n_vec = len(bodies.vectors)
-
-    async def loop(conn: Connection) -> None:
-        for k in counter:
-            if time.monotonic() >= deadline:
-                return
-            sensor_index, j = k % len(job.sensors), k // len(job.sensors)
-            offsets = j * job.batch + np.arange(job.batch, dtype=np.int64)
-            await _send(conn, job, bodies, result, job.sensors[sensor_index],
-                        job.first_us + offsets * US, (offsets + sensor_index * 7) % n_vec)
-
+    """`concurrency` connections, one request in flight on each, until time is up."""
     conns = [await Connection.open(job.url) for _ in range(job.concurrency)]
     try:
-        await asyncio.gather(*(loop(c) for c in conns))
+        await throughput(job, len(bodies.vectors),
+                         [functools.partial(_send, conn, job, bodies, result)
+                          for conn in conns])
     finally:
         for conn in conns:
             conn.close()

@@ -27,14 +27,17 @@ def parse_json_group(bodies: Sequence[tuple[bytes, int]], limits: BatchLimits,
                      now_us: int) -> list[Batch | IngestError]:
     """For each (JSON body, the sensor's dim): its Batch, or the IngestError
     `parse_batch` raises for it."""
-    fields = [_structure(body, dim, limits) for body, dim in bodies]
-    out: list[Batch | IngestError | object] = list(fields)
-    for dim in {dim for (_, dim), f in zip(bodies, fields, strict=True) if f is not _SLOW}:
-        members = [i for i, (_, d) in enumerate(bodies) if d == dim and fields[i] is not _SLOW]
-        for i, batch in zip(members, _checked([fields[i] for i in members], dim, limits,
-                                              now_us), strict=True):
+    by_dim: dict[int, list[tuple[int, Any]]] = {}  # dim -> (index, (times, rows, condition))
+    for i, (body, dim) in enumerate(bodies):
+        fields = _structure(body, dim, limits)
+        if fields is not _SLOW:
+            by_dim.setdefault(dim, []).append((i, fields))
+    out: list[Batch | IngestError | None] = [None] * len(bodies)
+    for dim, members in by_dim.items():
+        checked = _checked([fields for _, fields in members], dim, limits, now_us)
+        for (i, _), batch in zip(members, checked, strict=True):
             out[i] = batch
-    return [_one(body, dim, limits, now_us) if got is _SLOW else got  # type: ignore[misc]
+    return [got if got is not None else _one(body, dim, limits, now_us)
             for (body, dim), got in zip(bodies, out, strict=True)]
 
 
@@ -55,8 +58,9 @@ def _structure(body: bytes, dim: int, limits: BatchLimits) -> Any:
 
 
 def _checked(parts: list[Any], dim: int, limits: BatchLimits, now_us: int
-             ) -> list[Batch | object]:
-    """The value and time checks over all windows of `parts` at once."""
+             ) -> list[Batch | None]:
+    """The value and time checks over all windows of `parts` at once; None for a part
+    any check flags."""
     counts = [len(times) for times, _, _ in parts]
     times = np.fromiter((t for ts, _, _ in parts for t in ts), dtype=np.int64,
                         count=sum(counts))
@@ -66,14 +70,14 @@ def _checked(parts: list[Any], dim: int, limits: BatchLimits, now_us: int
     oldest = max(0, now_us - round(limits.max_past_s * 1e6))
     newest = now_us + round(limits.max_future_s * 1e6)
     bad = ~np.isfinite(values).all(axis=1) | (times < oldest) | (times > newest)
-    out: list[Batch | object] = []
+    out: list[Batch | None] = []
     start = 0
     for n, (_, _, condition) in zip(counts, parts, strict=True):
         window = slice(start, start + n)
         start += n
         distinct = n == 1 or np.unique(times[window]).size == n
         out.append(Batch(times[window], values[window], condition)
-                   if distinct and not bad[window].any() else _SLOW)
+                   if distinct and not bad[window].any() else None)
     return out
 
 

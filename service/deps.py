@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
+from uuid import UUID
 
 import psycopg
 from fastapi import Depends, Header, Request
@@ -12,8 +13,8 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from service import security
-from service.errors import ForbiddenError, RateLimitedError, UnauthorizedError
-from service.queries import api_keys
+from service.errors import ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError
+from service.queries import api_keys, machines
 from service.queries import sensors as sensor_queries
 from service.ratelimit import RateLimiter, retry_after_header
 from service.settings import Settings
@@ -42,6 +43,12 @@ def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection]:
 
 
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
+
+
+def require_machine(conn: psycopg.Connection, machine_id: UUID) -> None:
+    """The 404 of every machine-scoped route whose machine does not exist."""
+    if not machines.exists(conn, machine_id):
+        raise NotFoundError(f"machine {machine_id} does not exist")
 
 
 def get_read_conn(request: Request) -> Iterator[psycopg.Connection]:

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 
 from service.alerting import events, notify
 from service.alerting.rules import rule_from_row
-from service.deps import AdminDep, ConnDep, ReaderDep, SettingsDep
+from service.deps import AdminDep, ConnDep, ReaderDep, SettingsDep, require_machine
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import alert_rules
 from service.queries import alerts as alert_queries
@@ -22,11 +22,6 @@ from service.security import Principal
 router = APIRouter(tags=["alerts"])
 
 
-def _machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not alert_rules.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
-
-
 def _rule_out(machine_id: UUID, row: dict[str, Any] | None) -> AlertRuleOut:
     rule = rule_from_row(row)
     return AlertRuleOut(**rule.as_dict(), machine_id=machine_id, is_default=row is None,
@@ -35,14 +30,14 @@ def _rule_out(machine_id: UUID, row: dict[str, Any] | None) -> AlertRuleOut:
 
 @router.get("/machines/{machine_id}/alert-rule", response_model=AlertRuleOut)
 def get_rule(machine_id: UUID, conn: ConnDep, _: ReaderDep) -> AlertRuleOut:
-    _machine(conn, machine_id)
+    require_machine(conn, machine_id)
     return _rule_out(machine_id, alert_rules.get_rule(conn, machine_id))
 
 
 @router.put("/machines/{machine_id}/alert-rule", response_model=AlertRuleOut)
 def put_rule(machine_id: UUID, body: AlertRuleIn, conn: ConnDep, _: AdminDep) -> AlertRuleOut:
     with conn.transaction():
-        _machine(conn, machine_id)
+        require_machine(conn, machine_id)
         row = alert_rules.upsert_rule(conn, machine_id, body.model_dump())
     return _rule_out(machine_id, row)
 

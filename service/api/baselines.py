@@ -8,9 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import NotFoundError
-from service.queries import baselines, model_configs
+from service.queries import baselines
 from service.schemas.common import Limit, Offset
 from service.schemas.training import BaselineIn, BaselineList, BaselineOut
 
@@ -23,16 +23,11 @@ def baseline_out(row: dict[str, Any]) -> BaselineOut:
                        created_at=row["created_at"])
 
 
-def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BaselineOut)
 def create_baseline(machine_id: UUID, body: BaselineIn, conn: ConnDep,
                     _: AdminDep) -> BaselineOut:
     with conn.transaction():
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
         row = baselines.insert_baseline(conn, machine_id, body.start, body.end, body.note,
                                         "user")
     return baseline_out(row)
@@ -41,7 +36,7 @@ def create_baseline(machine_id: UUID, body: BaselineIn, conn: ConnDep,
 @router.get("", response_model=BaselineList)
 def list_baselines(machine_id: UUID, conn: ConnDep, _: ReaderDep, limit: Limit = 100,
                    offset: Offset = 0) -> BaselineList:
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = baselines.list_baselines(conn, machine_id, limit + 1, offset)
     more = len(rows) > limit
     return BaselineList(items=[baseline_out(r) for r in rows[:limit]], limit=limit,

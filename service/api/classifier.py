@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 from fastapi import APIRouter
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import NotFoundError, UnprocessableError
 from service.queries import labels, model_configs, training_data
 from service.schemas.classification import (
@@ -80,8 +80,7 @@ def put_classifier(machine_id: UUID, body: ClassifierConfigIn, conn: ConnDep,
     # UnknownAlgorithmError / InvalidParamsError: 422 listing the valid names.
     params = _classifiers().validate_params(body.algorithm, body.params)
     with conn.transaction():
-        if not model_configs.machine_exists(conn, machine_id):
-            raise NotFoundError(f"machine {machine_id} does not exist")
+        require_machine(conn, machine_id)
         require_stored_audio(conn, machine_id, body.algorithm)
         require_fleet_embedding(conn, params)
         row = model_configs.upsert_config(
@@ -96,8 +95,7 @@ def put_classifier(machine_id: UUID, body: ClassifierConfigIn, conn: ConnDep,
 def get_classifier(machine_id: UUID, conn: ConnDep, _: ReaderDep) -> ClassifierConfigOut:
     row = model_configs.get_config(conn, machine_id, TARGET)
     if row is None:
-        if not model_configs.machine_exists(conn, machine_id):
-            raise NotFoundError(f"machine {machine_id} does not exist")
+        require_machine(conn, machine_id)
         raise NotFoundError(f"machine {machine_id} has no classifier configured; "
                             f"PUT /v1/machines/{machine_id}/classifier")
     return config_out(row)

@@ -9,9 +9,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import NotFoundError
-from service.queries import conditions, model_configs
+from service.queries import conditions
 from service.schemas.common import Limit, Offset
 from service.schemas.conditions import ConditionIn, ConditionList, ConditionOut
 
@@ -24,16 +24,11 @@ def condition_out(row: dict[str, Any]) -> ConditionOut:
                         source=row["source"], created_at=row["created_at"])
 
 
-def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConditionOut)
 def create_condition(machine_id: UUID, body: ConditionIn, conn: ConnDep,
                      _: AdminDep) -> ConditionOut:
     with conn.transaction():
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
         row = conditions.insert_condition(conn, machine_id, body.start, body.end,
                                           body.resolved_name(), body.attributes, "user")
     return condition_out(row)
@@ -42,7 +37,7 @@ def create_condition(machine_id: UUID, body: ConditionIn, conn: ConnDep,
 @router.get("", response_model=ConditionList)
 def list_conditions(machine_id: UUID, conn: ConnDep, _: ReaderDep, limit: Limit = 100,
                     offset: Offset = 0) -> ConditionList:
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = conditions.list_conditions(conn, machine_id, limit + 1, offset)
     more = len(rows) > limit
     return ConditionList(items=[condition_out(r) for r in rows[:limit]], limit=limit,

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import NotFoundError
 from service.queries import model_configs
 from service.schemas.detectors import (
@@ -58,8 +58,7 @@ def put_detector(machine_id: UUID, body: DetectorConfigIn, conn: ConnDep,
     params = _registry().validate_params(body.algorithm, body.params)
     threshold = _registry().validate_threshold(body.threshold)
     with conn.transaction():
-        if not model_configs.machine_exists(conn, machine_id):
-            raise NotFoundError(f"machine {machine_id} does not exist")
+        require_machine(conn, machine_id)
         row = model_configs.upsert_config(
             conn, machine_id, TARGET, algorithm=body.algorithm, params=params,
             threshold=threshold, retrain_cron=body.retrain_cron,
@@ -73,8 +72,7 @@ def put_detector(machine_id: UUID, body: DetectorConfigIn, conn: ConnDep,
 def get_detector(machine_id: UUID, conn: ConnDep, _: ReaderDep) -> DetectorConfigOut:
     row = model_configs.get_config(conn, machine_id, TARGET)
     if row is None:
-        if not model_configs.machine_exists(conn, machine_id):
-            raise NotFoundError(f"machine {machine_id} does not exist")
+        require_machine(conn, machine_id)
         raise NotFoundError(f"machine {machine_id} has no detector configured; "
                             f"PUT /v1/machines/{machine_id}/detector")
     return config_out(row)

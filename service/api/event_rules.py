@@ -11,9 +11,9 @@ from fastapi import APIRouter
 from detectors.errors import InvalidParamsError
 from detectors.events import EventParams, validate_event_params
 from service.classification.rules import rule_from_row
-from service.deps import AdminDep, ConnDep, ReaderDep
-from service.errors import NotFoundError, UnprocessableError
-from service.queries import event_rules, model_configs
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
+from service.errors import UnprocessableError
+from service.queries import event_rules
 from service.schemas.classification import EventRuleIn, EventRuleOut
 
 router = APIRouter(prefix="/machines/{machine_id}/event-rules", tags=["events"])
@@ -27,11 +27,6 @@ def rule_out(machine_id: UUID, row: dict[str, Any] | None) -> EventRuleOut:
         class_params={k: v.as_dict() for k, v in sorted(rule.class_params.items())},
         state_label=rule.state_label, state_max_age=rule.state_max_age_s,
         updated_at=row["updated_at"] if row else None)
-
-
-def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
 
 
 def _checked(body: EventRuleIn) -> EventParams:
@@ -59,7 +54,7 @@ def put_event_rules(machine_id: UUID, body: EventRuleIn, conn: ConnDep,
                     _: AdminDep) -> EventRuleOut:
     default = _checked(body)
     with conn.transaction():
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
         row = event_rules.upsert_rule(
             conn, machine_id, notify_labels=body.notify_labels,
             default_params=default.as_dict(),
@@ -73,6 +68,6 @@ def get_event_rules(machine_id: UUID, conn: ConnDep, _: ReaderDep) -> EventRuleO
     """The stored rule, or the defaults (`updated_at` null) when there is none."""
     row = event_rules.get_rule(conn, machine_id)
     if row is None:
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
     return rule_out(machine_id, row)
 

@@ -34,9 +34,9 @@ from service.api.predictions import EVENTS_MAX_WINDOWS
 from service.api.windows import End, time_range
 from service.classification.detection import machine_events
 from service.classification.rules import rule_from_row
-from service.deps import AdminDep, ConnDep, PoolDep, ReaderDep, SettingsDep
+from service.deps import AdminDep, ConnDep, PoolDep, ReaderDep, SettingsDep, require_machine
 from service.errors import ConflictError, NotFoundError, UnprocessableError
-from service.queries import event_rules, labels, model_configs, sensors
+from service.queries import event_rules, labels, sensors
 from service.schemas.classification import LabelTrackImported
 
 router = APIRouter(prefix="/machines/{machine_id}", tags=["labels"])
@@ -48,11 +48,6 @@ _TRACK_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
                                                              "7.000000\t7.000000\tclick\n"}}}}
 SensorQuery = Annotated[UUID, Query(description="the sensor that recorded the track's audio")]
 StartQuery = Annotated[AwareDatetime, Query(description="RFC 3339 time of the track's 0 s")]
-
-
-def _require_machine(conn: psycopg.Connection, machine_id: UUID) -> None:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
 
 
 def _sensor_window_s(conn: psycopg.Connection, machine_id: UUID, sensor_id: UUID) -> float:
@@ -106,7 +101,7 @@ def _store_track(pool: ConnectionPool, machine_id: UUID, sensor_id: UUID, start:
     except label_track.LabelTrackError as exc:
         raise UnprocessableError(f"label track {exc}", line=exc.line) from None
     with pool.connection() as conn, conn.transaction():
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
         spans = _spans(items, _sensor_window_s(conn, machine_id, sensor_id))
         labels.lock_labels(conn, machine_id)
         rows = [_store_span(conn, machine_id, sensor_id, start, s) for s in spans]
@@ -152,7 +147,7 @@ def export_label_track(
     if end - start > MAX_EXPORT_SPAN:
         raise UnprocessableError(f"end must be at most {MAX_EXPORT_SPAN.days} days after "
                                  "start")
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     if source == "labels":
         found = labels.list_labels(conn, machine_id, {"start": start, "end": end},
                                    EXPORT_MAX_LABELS, 0)

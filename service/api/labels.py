@@ -9,9 +9,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import ConflictError, NotFoundError, UnprocessableError
-from service.queries import labels, model_configs
+from service.queries import labels
 from service.schemas.classification import LABEL_PATTERN, LabelIn, LabelList, LabelOut
 from service.schemas.common import Limit, Offset
 
@@ -21,11 +21,6 @@ router = APIRouter(prefix="/machines/{machine_id}/labels", tags=["labels"])
 def label_out(row: dict[str, Any]) -> LabelOut:
     return LabelOut(id=row["id"], machine_id=row["machine_id"], start=row["start_at"],
                     end=row["end_at"], label=row["label"], created_at=row["created_at"])
-
-
-def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
 
 
 def _conflict(body: LabelIn, found: list[dict[str, Any]]) -> ConflictError:
@@ -43,7 +38,7 @@ def _conflict(body: LabelIn, found: list[dict[str, Any]]) -> ConflictError:
 def create_label(machine_id: UUID, body: LabelIn, conn: ConnDep, _: AdminDep) -> LabelOut:
     """Overlapping a range of the same label is fine; of another label it is a 409."""
     with conn.transaction():
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
         labels.lock_labels(conn, machine_id)
         found = labels.conflicts(conn, machine_id, body.start, body.end, body.label)
         if found:
@@ -64,7 +59,7 @@ def list_labels(machine_id: UUID, conn: ConnDep, _: ReaderDep,
                 end: Annotated[AwareDatetime | None, Query()] = None,
                 limit: Limit = 100, offset: Offset = 0) -> LabelList:
     """Ranges overlapping [start, end) (either bound optional), oldest first."""
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = labels.list_labels(conn, machine_id, {"label": label, "start": start, "end": end},
                               limit + 1, offset)
     more = len(rows) > limit

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import NotFoundError
 from service.queries import model_configs
 from service.queries import models as model_queries
@@ -23,15 +23,10 @@ Target = Annotated[str, Query(pattern="^(detector|classifier)$",
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="model version")]
 
 
-def _require_machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
-
-
 @router.get("", response_model=ModelList)
 def list_models(machine_id: UUID, conn: ConnDep, _: ReaderDep, target: Target = "detector",
                 limit: Limit = 100, offset: Offset = 0) -> ModelList:
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = model_queries.list_models(conn, machine_id, target, limit + 1, offset)
     more = len(rows) > limit
     return ModelList(items=[ModelOut(**r) for r in rows[:limit]], limit=limit, offset=offset,
@@ -43,7 +38,7 @@ def get_model(machine_id: UUID, version: Version, conn: ConnDep, _: ReaderDep,
               target: Target = "detector") -> ModelOut:
     row = model_queries.get_model(conn, machine_id, target, version)
     if row is None:
-        _require_machine(conn, machine_id)
+        require_machine(conn, machine_id)
         raise NotFoundError(f"machine {machine_id} has no {target} version {version}")
     return ModelOut(**row)
 
@@ -55,7 +50,7 @@ def activate_model(machine_id: UUID, version: Version, conn: ConnDep, _: AdminDe
         config = model_configs.get_config(conn, machine_id, target)
         backfill_s = config["backfill_s"] if config is not None else DEFAULT_BACKFILL_S
         if models.activate(conn, machine_id, target, version, backfill_s) is None:
-            _require_machine(conn, machine_id)
+            require_machine(conn, machine_id)
             raise NotFoundError(f"machine {machine_id} has no {target} version {version}")
         row = model_queries.get_model(conn, machine_id, target, version)
     assert row is not None

@@ -14,9 +14,8 @@ from fastapi import APIRouter, Query
 from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
 from service.classification.detection import machine_events
 from service.classification.rules import rule_from_row
-from service.deps import ReadConnDep, ReaderDep
-from service.errors import NotFoundError
-from service.queries import event_rules, model_configs
+from service.deps import ReadConnDep, ReaderDep, require_machine
+from service.queries import event_rules
 from service.queries import predictions as prediction_queries
 from service.schemas.classification import (
     LABEL_PATTERN,
@@ -38,8 +37,7 @@ EVENTS_MAX_WINDOWS = 200_000
 def _range(conn: ReadConnDep, machine_id: UUID, start: datetime | None,
            end: datetime | None) -> tuple[datetime, datetime]:
     start, end = time_range(start, end)
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
+    require_machine(conn, machine_id)
     return start, end
 
 

@@ -7,23 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Query, Response
 
 from service.api.windows import End, Start, decode_cursor, encode_cursor, time_range
-from service.deps import ConnDep, ReadConnDep, ReaderDep, SettingsDep
-from service.errors import NotFoundError
+from service.deps import ConnDep, ReadConnDep, ReaderDep, SettingsDep, require_machine
 from service.queries import scores as score_queries
 from service.schemas.scores import Health, ScoreOut, ScorePage, Timeline
 from service.scoring import health, timeline
 
 router = APIRouter(prefix="/machines", tags=["scores"])
 SOURCE_HEADER = "X-Earshot-Source"
-
-
-def _require_machine(conn: psycopg.Connection, machine_id: UUID) -> None:
-    if not score_queries.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
 
 
 @router.get("/{machine_id}/scores", response_model=ScorePage)
@@ -33,7 +26,7 @@ def list_scores(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, start: Start 
     """Per-window scores in [start, end), oldest first, with keyset pagination."""
     start, end = time_range(start, end)
     after = decode_cursor(cursor) if cursor else None
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = score_queries.page(conn, machine_id, start, end, after, limit + 1)
     more = len(rows) > limit
     return ScorePage(items=[ScoreOut(**r) for r in rows[:limit]], limit=limit,
@@ -50,7 +43,7 @@ def get_timeline(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, response: Re
     """Gap-filled score buckets: long steps come from rollups (see `source`)."""
     start, end = time_range(start, end)
     step_s = timeline.parse_step(step) if step else None
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     found = timeline.answer(conn, machine_id, start, end, step_s)
     response.headers[SOURCE_HEADER] = found["source"]
     return Timeline(**found)
@@ -60,7 +53,7 @@ def get_timeline(machine_id: UUID, conn: ReadConnDep, _: ReaderDep, response: Re
 def get_health(machine_id: UUID, conn: ConnDep, settings: SettingsDep, _: ReaderDep) -> Health:
     """ok, watch, alarm (an anomaly alert fires), no_data or untrained, with the newest
     score, the active model and the open alerts."""
-    _require_machine(conn, machine_id)
+    require_machine(conn, machine_id)
     found = health.machine_health(conn, machine_id, datetime.now(UTC),
                                   settings.health_no_data_s)
     return Health(**found)

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Response, status
 
 from service import security
 from service.api.machines import Confirm, refuse_data_loss
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.fleet import kinds
-from service.queries import machines
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import AudioPolicy
 from service.schemas.common import Limit, Offset
@@ -35,11 +34,6 @@ def _sensor_or_404(row: dict[str, Any] | None, sensor_id: UUID) -> SensorOut:
     return SensorOut.from_row(row)
 
 
-def _machine_exists(conn: psycopg.Connection, machine_id: UUID) -> None:
-    if machines.get(conn, machine_id) is None:
-        raise NotFoundError(f"machine {machine_id} does not exist")
-
-
 @router.post("/machines/{machine_id}/sensors", status_code=status.HTTP_201_CREATED,
              response_model=SensorCreated)
 def create_sensor(machine_id: UUID, body: SensorCreate, conn: ConnDep,
@@ -47,7 +41,7 @@ def create_sensor(machine_id: UUID, body: SensorCreate, conn: ConnDep,
     token = security.new_token(security.INGEST_TOKEN_PREFIX)
     assert body.embedding.dim is not None  # resolved by the schema
     with conn.transaction():
-        _machine_exists(conn, machine_id)
+        require_machine(conn, machine_id)
         kinds.require_version(conn, body.embedding.kind)
         row = sensor_queries.insert(conn, machine_id, body.name, body.embedding.kind,
                                     body.embedding.dim, body.resolved_window_s(),
@@ -62,7 +56,7 @@ def create_sensor(machine_id: UUID, body: SensorCreate, conn: ConnDep,
 @router.get("/machines/{machine_id}/sensors", response_model=SensorList)
 def list_sensors(machine_id: UUID, conn: ConnDep, _: ReaderDep, limit: Limit = 100,
                  offset: Offset = 0) -> SensorList:
-    _machine_exists(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = sensor_queries.list_for_machine(conn, machine_id, limit + 1, offset)
     more = len(rows) > limit
     return SensorList(items=[SensorOut.from_row(r) for r in rows[:limit]], limit=limit,

@@ -8,9 +8,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import NotFoundError
-from service.queries import alert_rules
 from service.queries import silences as silence_queries
 from service.schemas.alerts import SilenceIn, SilenceList, SilenceOut
 from service.schemas.common import Limit, Offset
@@ -23,16 +22,11 @@ def _out(row: dict[str, Any]) -> SilenceOut:
                       end=row["end_at"], reason=row["reason"], created_at=row["created_at"])
 
 
-def _machine(conn: ConnDep, machine_id: UUID) -> None:
-    if not alert_rules.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SilenceOut)
 def create_silence(machine_id: UUID, body: SilenceIn, conn: ConnDep,
                    _: AdminDep) -> SilenceOut:
     with conn.transaction():
-        _machine(conn, machine_id)
+        require_machine(conn, machine_id)
         row = silence_queries.insert(conn, machine_id, body.start, body.end, body.reason)
     return _out(row)
 
@@ -40,7 +34,7 @@ def create_silence(machine_id: UUID, body: SilenceIn, conn: ConnDep,
 @router.get("", response_model=SilenceList)
 def list_silences(machine_id: UUID, conn: ConnDep, _: ReaderDep, active: bool = False,
                   limit: Limit = 100, offset: Offset = 0) -> SilenceList:
-    _machine(conn, machine_id)
+    require_machine(conn, machine_id)
     rows = silence_queries.list_silences(conn, machine_id, active, limit + 1, offset)
     more = len(rows) > limit
     return SilenceList(items=[_out(r) for r in rows[:limit]], limit=limit, offset=offset,

@@ -19,9 +19,8 @@ from ingest.audio_store import held_ranges, read_audio
 from ingest.features import LOGMEL_V1, LOGMEL_V1_H250
 from ingest.store import read_windows
 from service.api.audio import check_range
-from service.deps import ConnDep, ReaderDep, SettingsDep
+from service.deps import ConnDep, ReaderDep, SettingsDep, require_machine
 from service.errors import NotFoundError
-from service.queries import machines
 from service.queries import sensors as sensor_queries
 from service.settings import Settings
 
@@ -38,8 +37,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {200: {
 
 def _sensors(conn: psycopg.Connection, machine_id: UUID,
              sensor_id: UUID | None) -> list[dict[str, Any]]:
-    if not machines.exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
+    require_machine(conn, machine_id)
     rows = sensor_queries.list_for_machine(conn, machine_id, MAX_SENSORS, 0)
     if sensor_id is not None:
         rows = [r for r in rows if r["id"] == sensor_id]

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from service.api.classifier import require_stored_audio
-from service.deps import AdminDep, ConnDep, ReaderDep
+from service.deps import AdminDep, ConnDep, ReaderDep, require_machine
 from service.errors import ConflictError, NotFoundError, UnprocessableError
 from service.queries import jobs, model_configs
 from service.schemas.common import Limit, Offset
@@ -28,8 +28,7 @@ def train(machine_id: UUID, conn: ConnDep, _: AdminDep, response: Response,
         raise UnprocessableError(f"unknown training target {target!r}; valid targets: "
                                  f"{', '.join(sorted(TRAINERS))}", valid=sorted(TRAINERS))
     with conn.transaction():
-        if not model_configs.machine_exists(conn, machine_id):
-            raise NotFoundError(f"machine {machine_id} does not exist")
+        require_machine(conn, machine_id)
         config = model_configs.get_config(conn, machine_id, target)
         if config is None:
             if target != DEFAULT_TARGET:
@@ -58,8 +57,7 @@ def get_job(job_id: UUID, conn: ConnDep, _: ReaderDep) -> JobOut:
 @router.get("/machines/{machine_id}/jobs", response_model=JobList)
 def list_jobs(machine_id: UUID, conn: ConnDep, _: ReaderDep, limit: Limit = 100,
               offset: Offset = 0) -> JobList:
-    if not model_configs.machine_exists(conn, machine_id):
-        raise NotFoundError(f"machine {machine_id} does not exist")
+    require_machine(conn, machine_id)
     rows = jobs.list_machine_jobs(conn, machine_id, limit + 1, offset)
     more = len(rows) > limit
     return JobList(items=[JobOut(**r) for r in rows[:limit]], limit=limit, offset=offset,

@@ -10,8 +10,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from service.queries.machines import exists as machine_exists  # noqa: F401  (shared check)
-
 SELECT_RULE = """
 SELECT machine_id, enabled, k, n, clear_ratio, clear_windows, repeat_interval_s, no_data_s,
        updated_at

@@ -10,8 +10,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from service.queries.machines import exists as machine_exists  # noqa: F401  (shared check)
-
 # The scheduler LISTENs here: 'job:<id>' wakes a job runner, 'config:<machine_id>'
 # re-syncs the cron jobs without waiting for the next periodic sync.
 JOBS_CHANNEL = "earshot_jobs"

@@ -16,8 +16,6 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from service.queries.machines import exists as machine_exists  # noqa: F401  (shared check)
-
 LISTEN_INGEST = "LISTEN earshot_ingest"
 CLAIM_BATCHES = """
 SELECT b.id, b.sensor_id, b.t_min, b.t_max, b.n,
