@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.store import InsertResult, SensorBatch, UnknownSensorError, insert_batches
 
@@ -37,6 +37,9 @@ RETRIES = 3
 _REFUSALS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
 _TRANSIENT = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
 Outcome = InsertResult | BaseException
+# The database cannot be reached (pool checkout timed out, connection lost): not the
+# group's fault, and every batch behind it would meet the same.
+_OUTAGE = (PoolTimeout, psycopg.OperationalError)
 
 
 @dataclass(eq=False)
@@ -119,6 +122,22 @@ class GroupCommitter:
         self.groups, self.batches = self.groups + 1, self.batches + len(group)
         for pending, outcome in zip(group, outcomes, strict=True):
             pending.settle(outcome)
+        if isinstance(outcomes[0], _OUTAGE):
+            self._fail_queued(outcomes[0])
+
+    def _fail_queued(self, outage: BaseException) -> None:
+        """The database is unreachable: the batches that queued while this group waited
+        fail with it now, instead of each group waiting out its own pool timeout in turn
+        (a request would otherwise wait one timeout per group ahead of it)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                self._queue.put(None)  # close() asked to stop: let _next_group see it
+                return
+            item.settle(outage)
 
     def _store_group(self, group: list[_Pending]) -> list[Outcome]:
         for attempt in range(RETRIES):

@@ -4,6 +4,7 @@ transactions, each still stored whole or not at all and answered with its own co
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import pytest
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.group_commit import GroupCommitter
 from ingest.store import InsertResult, SensorBatch, UnknownSensorError, insert_windows
@@ -143,3 +144,34 @@ def test_queue_rows_and_last_seen_follow_what_was_stored(conn: psycopg.Connectio
     assert rows == [(int(b.times_us[0]) // US, int(b.times_us[-1]) // US, 4)]
     seen = conn.execute("SELECT last_seen_at FROM sensors WHERE id = %s", (sensor,)).fetchone()
     assert seen is not None and seen[0] is not None
+
+
+def test_in_an_outage_queued_batches_fail_with_the_group_ahead(settings: Settings,
+                                                               conn: psycopg.Connection) -> None:
+    """The database unreachable: the batches that queued while a group waited out the pool
+    timeout fail with it, not one timeout later each."""
+    with socket.socket() as sock:  # a port nothing listens on: every connect is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = settings.model_copy(update={
+        "database_url": f"postgresql://earshot@127.0.0.1:{port}/earshot", "db_timeout_s": 1.0})
+    pool = make_pool(down, max_size=2, autocommit=True)
+    pool.open(wait=False)
+    committer = GroupCommitter(pool)
+    sensor = make_sensor(conn)
+
+    async def first_then_queued() -> list[InsertResult | BaseException]:
+        first = asyncio.ensure_future(committer.store(batch(sensor, 0, 1)))
+        await asyncio.sleep(0.3)  # the first group is waiting for a connection by now
+        rest = [committer.store(batch(sensor, k, 1)) for k in range(1, 6)]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    try:
+        started = time.monotonic()
+        outcomes = asyncio.run(first_then_queued())
+        elapsed = time.monotonic() - started
+    finally:
+        committer.close()
+        pool.close()
+    assert all(isinstance(o, (PoolTimeout, psycopg.OperationalError)) for o in outcomes)
+    assert elapsed < 1.8, f"{elapsed:.2f} s: the queued batches waited a timeout of their own"
