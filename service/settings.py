@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     scoring_chunk_windows: int = Field(5000, ge=1, le=200_000)
     scoring_claim_rows: int = Field(5000, ge=1, le=100_000)
     scoring_poll_s: float = Field(1.0, gt=0, le=1.0)  # fallback when no NOTIFY arrives
+    # Machines whose active detector (and, apart, classifier) one scorer keeps loaded;
+    # beyond it the least recently used are dropped and reloaded when next needed, so a
+    # worker's memory stays bounded however many machines it serves.
+    scoring_model_cache: int = Field(2000, ge=1, le=1_000_000)
     health_no_data_s: float = Field(300.0, gt=0)  # no scored window this long: no_data
     rollups_retention_days: float | None = Field(None, gt=0)  # None: keep rollups forever
     ingest_errors_retention_days: float = Field(30.0, gt=0)
@@ -114,6 +118,8 @@ class Settings(BaseSettings):
     # transaction and `retention_max_batches` batches per table per hourly run.
     webhook_retention_days: float = Field(30.0, gt=0)
     jobs_retention_days: float = Field(90.0, gt=0)
+    # Resolved alerts (firing ones always stay): None keeps the alert history forever.
+    alerts_retention_days: float | None = Field(None, gt=0)
     # How often the leader enforces every retention (service.scoring.retention.enforce).
     retention_interval_s: float = Field(3600.0, gt=0)
     retention_batch_rows: int = Field(5000, ge=1, le=100_000)

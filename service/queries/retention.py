@@ -37,10 +37,18 @@ DELETE FROM ingest_errors WHERE id IN (
     SELECT id FROM ingest_errors WHERE received_at < %(before)s
     ORDER BY received_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 """
+# Resolved alerts only (a firing one stays, however old); opt-in, as alert history with
+# its verdicts is what reliability engineers audit (Settings.alerts_retention_days).
+DELETE_RESOLVED_ALERTS = """
+DELETE FROM alerts WHERE id IN (
+    SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < %(before)s
+    ORDER BY resolved_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""
 BATCHED_DELETES = {
     "webhook_messages": DELETE_FINISHED_WEBHOOK_MESSAGES,
     "jobs": DELETE_FINISHED_JOBS,
     "ingest_errors": DELETE_INGEST_ERRORS_BATCH,
+    "alerts": DELETE_RESOLVED_ALERTS,
 }
 DELETE_OLD_ROLLUPS = "DELETE FROM score_rollups WHERE bucket < %s"
 # Queue rows whose windows are gone can never be scored.

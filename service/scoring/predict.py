@@ -19,6 +19,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import sklearn
+from cachetools import LRUCache
 
 from ingest.store import decode_vectors
 from service.classification import notify
@@ -41,11 +42,13 @@ def default_loader(conn: psycopg.Connection, machine_id: UUID) -> Any:
 
 
 class ClassifierCache:
-    """Active classifiers per machine, reloaded only when the active version changes."""
+    """Active classifiers per machine, reloaded only when the active version changes (or
+    after the machine fell out of the bounded cache)."""
 
-    def __init__(self, loader: ClassifierLoader = default_loader) -> None:
+    def __init__(self, loader: ClassifierLoader = default_loader, maxsize: int = 2000) -> None:
         self._loader = loader
-        self._loaded: dict[UUID, Any] = {}
+        # Bounded like the scorer's detectors: the least recently used are reloaded.
+        self._loaded: LRUCache[UUID, Any] = LRUCache(maxsize=maxsize)
 
     def for_batches(self, conn: psycopg.Connection,
                     batches: list[q.ClaimedBatch]) -> dict[UUID, Any]:

@@ -3,8 +3,8 @@ dropped a chunk at a time after their retention periods (pinned audio keeps a co
 rollups outlive raw scores (kept forever unless `rollups_retention_days` is set), so long
 timelines stay available. The tables that grow with traffic (finished webhook messages
 with their deliveries and attempts, finished training jobs, dead letters, queue rows whose
-windows are gone) are pruned after their own retention periods, the row tables in batches
-(see `prune_rows`).
+windows are gone, and resolved alerts if `alerts_retention_days` is set) are pruned after
+their own retention periods, the row tables in batches (see `prune_rows`).
 
 An advisory lock keeps two scheduler processes from running it at the same time, and a
 lock timeout keeps a long-running reader of an old chunk from stalling ingest behind it
@@ -64,11 +64,14 @@ def _audio(settings: Settings, conn: psycopg.Connection, now: datetime) -> dict[
 
 def row_cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
     """Per batched table, the time before which its finished rows are deleted."""
-    return {
+    cutoffs = {
         "webhook_messages": now - timedelta(days=settings.webhook_retention_days),
         "jobs": now - timedelta(days=settings.jobs_retention_days),
         "ingest_errors": now - timedelta(days=settings.ingest_errors_retention_days),
     }
+    if settings.alerts_retention_days is not None:
+        cutoffs["alerts"] = now - timedelta(days=settings.alerts_retention_days)
+    return cutoffs
 
 
 def prune_rows(settings: Settings, pool: ConnectionPool, now: datetime) -> dict[str, int]:

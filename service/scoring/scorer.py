@@ -24,6 +24,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import sklearn
+from cachetools import LRUCache
 
 from ingest.store import decode_vectors
 from service.alerting import hooks
@@ -80,13 +81,14 @@ class Scorer:
     def __init__(self, chunk_windows: int = 5000, claim_rows: int = 5000,
                  loader: ModelLoader = default_loader,
                  classifier_loader: predict.ClassifierLoader = predict.default_loader,
-                 ) -> None:
+                 model_cache: int = 2000) -> None:
         self.chunk_windows = chunk_windows
         self.claim_rows = claim_rows
         self._loader = loader
-        self._models: dict[UUID, ActiveModel] = {}
+        # Least recently used machines' models go first (Settings.scoring_model_cache).
+        self._models: LRUCache[UUID, ActiveModel] = LRUCache(maxsize=model_cache)
         self._mean_batch = 0.0  # windows per claimed batch, smoothed
-        self._classifiers = predict.ClassifierCache(classifier_loader)
+        self._classifiers = predict.ClassifierCache(classifier_loader, model_cache)
 
     def step(self, conn: psycopg.Connection) -> StepResult:
         """Run one iteration in its own transaction on `conn`."""
@@ -133,7 +135,7 @@ class Scorer:
     def _models_for(self, conn: psycopg.Connection,
                     batches: list[q.ClaimedBatch]) -> dict[UUID, ActiveModel]:
         """The active model of every machine in `batches`, reloaded only when the active
-        version changed since this scorer last loaded it."""
+        version changed since this scorer last loaded it, or it fell out of the cache."""
         wanted = {b.machine_id: b.active_version for b in batches
                   if b.machine_id is not None and b.active_version is not None}
         models: dict[UUID, ActiveModel] = {}

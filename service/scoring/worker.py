@@ -27,7 +27,8 @@ MAX_BACKOFF_S = 5.0
 def run(settings: Settings, pool: ConnectionPool, stop: threading.Event,
         loader: ModelLoader = default_loader) -> None:
     """Score until `stop` is set. `loader` returns a machine's active detector."""
-    scorer = Scorer(settings.scoring_chunk_windows, settings.scoring_claim_rows, loader)
+    scorer = Scorer(settings.scoring_chunk_windows, settings.scoring_claim_rows, loader,
+                    model_cache=settings.scoring_model_cache)
     listener: psycopg.Connection | None = None
     failures = 0
     try:

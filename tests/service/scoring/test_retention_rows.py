@@ -1,6 +1,7 @@
 """Retention of the tables that grow with traffic, on the real database: finished webhook
-messages (with their deliveries and attempts), finished training jobs and dead letters are
-deleted after their retention periods, in batches; pending and recent rows stay."""
+messages (with their deliveries and attempts), finished training jobs, dead letters and,
+when set, resolved alerts are deleted after their retention periods, in batches; pending
+and recent rows stay."""
 
 from __future__ import annotations
 
@@ -129,3 +130,32 @@ def test_row_pruning_yields_to_another_process_holding_the_retention_lock(
             "webhook_messages": 0}
         other.execute("SELECT pg_advisory_unlock(%s)", (retention_queries.RETENTION_LOCK_KEY,))
     assert retention.prune_rows(settings, pool, datetime.now(UTC))["ingest_errors"] == 1
+
+
+def _alert(conn: psycopg.Connection, machine_id: UUID, state: str,
+           resolved: datetime | None, alert_type: str = "anomaly") -> str:
+    row = conn.execute("INSERT INTO alerts (machine_id, type, state, starts_at, resolved_at) "
+                       "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                       (machine_id, alert_type, state, resolved or datetime.now(UTC),
+                        resolved)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_resolved_alerts_go_only_when_alert_retention_is_set(
+        conn: psycopg.Connection, settings: Settings, pool: ConnectionPool) -> None:
+    now = datetime.now(UTC)
+    machine_id, _ = make_machine(conn)
+    old_resolved = _alert(conn, machine_id, "resolved", now - OLD)
+    recent = _alert(conn, machine_id, "resolved", now - timedelta(days=1))
+    firing = _alert(conn, machine_id, "firing", None, "no_data")  # old or not, it stays
+    conn.execute("UPDATE alerts SET starts_at = %s WHERE id = %s", (now - OLD, firing))
+    conn.commit()
+    everything = {old_resolved, recent, firing}
+
+    assert "alerts" not in retention.enforce(settings, pool)  # the default keeps history
+    assert _ids(conn, "SELECT id FROM alerts") == everything
+
+    keep_30_days = settings.model_copy(update={"alerts_retention_days": 30.0})
+    assert retention.enforce(keep_30_days, pool)["alerts"] == 1
+    assert _ids(conn, "SELECT id FROM alerts") == {recent, firing}
