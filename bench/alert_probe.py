@@ -39,6 +39,7 @@ class Pulse:
     machine: str
     sensor: str
     token: str
+    started_at: float | None = None  # monotonic time of the first request
     completed_at: float | None = None  # monotonic time of the k-th anomalous response
     error: str | None = None
 
@@ -52,14 +53,16 @@ def send_one(client: httpx.Client, pulse: Pulse, t_us: int, vector: np.ndarray) 
         raise stack.StackError(f"ingest answered {response.status_code}: {response.text}")
 
 
-def run_pulse(url: str, pulse: Pulse, shared: alert_models.Shared, seed: int) -> None:
-    """NORMAL_FIRST normal windows, then k anomalous ones, one request each, stamped on
+def run_pulse(url: str, pulse: Pulse, shared: alert_models.Shared, seed: int,
+              normal_first: int = NORMAL_FIRST) -> None:
+    """`normal_first` normal windows, then k anomalous ones, one request each, stamped on
     consecutive seconds ending now; the k-th response time is the latency's start."""
     rng = np.random.default_rng(seed)
     k = DEFAULT_RULE.k
-    normal = shared.normal[rng.integers(len(shared.normal), size=NORMAL_FIRST)]
+    normal = shared.normal[rng.integers(len(shared.normal), size=normal_first)]
     fault = shared.fault[rng.integers(len(shared.fault), size=k)]
-    first = int(time.time() * US) - (NORMAL_FIRST + k) * US
+    pulse.started_at = time.monotonic()
+    first = int(time.time() * US) - (normal_first + k) * US
     try:
         with httpx.Client(base_url=url, timeout=30.0) as client:
             for i, vector in enumerate([*normal, *fault]):

@@ -1,7 +1,8 @@
 """Soak: 1,000 sensors at 1 Hz for 15 minutes (EARSHOT_SOAK_MINUTES) across the scaled
 topology (2 `earshot worker`s, 2 API processes) with retention short enough to bite,
 sampled every 30 s: resident memory of every process, alert latency of anomalous windows
-injected on fresh machines, database size and the rows of every table that grows.
+injected round robin on a fixed pool of machines, database size and the rows of every
+table that grows.
 
 `python -m bench.run --only soak` (BENCHMARKS.md), or `python -m bench.soak --minutes N`
 (prints the section). A benchmark, not part of `make test` (CI time budget)."""
@@ -28,7 +29,8 @@ from bench.soak_report import render
 MINUTES, QUICK_MINUTES = 15.0, 2.0
 SENSORS, QUICK_SENSORS = 1000, 200
 SAMPLE_S = 30.0
-PULSE_EVERY_S = 5.0  # one alert machine every 5 s: 12 alerts a minute
+PULSE_EVERY_S = 5.0  # one alert every 5 s: 12 alerts a minute
+ALERT_POOL = 12  # machines the alerts go round: each fires (and resolves) once a minute
 WORKERS, APIS = 2, 2
 # Retention that bites within minutes: raw windows and scores kept RETAIN_S, chunks of
 # CHUNK_S (so whole chunks can go), enforced every RETENTION_EVERY_S.
@@ -46,7 +48,7 @@ def worker_env() -> dict[str, str]:
     days = str(RETAIN_S / 86400)
     return {"EARSHOT_EMBEDDINGS_RETENTION_DAYS": days, "EARSHOT_SCORES_RETENTION_DAYS": days,
             "EARSHOT_WEBHOOK_RETENTION_DAYS": days, "EARSHOT_JOBS_RETENTION_DAYS": days,
-            "EARSHOT_INGEST_ERRORS_RETENTION_DAYS": days,
+            "EARSHOT_INGEST_ERRORS_RETENTION_DAYS": days, "EARSHOT_ALERTS_RETENTION_DAYS": days,
             "EARSHOT_RETENTION_INTERVAL_S": str(RETENTION_EVERY_S)}
 
 
@@ -121,7 +123,7 @@ def collect(ctx: Context, duration_min: float, sensors: int) -> dict[str, Any]:
         procs.callback(stack.drop_database, settings)
         conn = procs.enter_context(psycopg.connect(settings.resolved_database_url(),
                                                    autocommit=True))
-        machines = prepare(conn, shared, sensors, int(duration_s / PULSE_EVERY_S) + 1)
+        machines = prepare(conn, shared, sensors, ALERT_POOL)
         children, urls = start(settings, log_dir, procs)
         assert settings.admin_key is not None
         hook = stack.raise_for(httpx.post(
@@ -133,7 +135,8 @@ def collect(ctx: Context, duration_min: float, sensors: int) -> dict[str, Any]:
     return {**raw, "algorithm": shared.algorithm, "sensors": sensors, "minutes": duration_min,
             "workers": WORKERS, "apis": APIS, "retain_s": RETAIN_S, "chunk_s": CHUNK_S,
             "retention_every_s": RETENTION_EVERY_S, "sample_s": SAMPLE_S,
-            "pulse_every_s": PULSE_EVERY_S, "cores": os.cpu_count()}
+            "pulse_every_s": PULSE_EVERY_S, "alert_pool": ALERT_POOL,
+            "cores": os.cpu_count()}
 
 
 RAW = OUT_DIR / "soak-raw.json"

@@ -18,6 +18,7 @@ import psycopg
 
 from bench import alert_models, loadgen, stack
 from bench.alert_probe import Pulse, run_pulse
+from service.alerting.rules import DEFAULT_RULE
 
 US = 1_000_000
 # Background windows per request: a minute of a 1 Hz sensor, as the capacity plan assumes
@@ -58,10 +59,17 @@ def sample(conn: psycopg.Connection, procs: list[stack.Child], t_s: float) -> di
             "retained_s": float(span[0]) if span and span[0] is not None else 0.0}
 
 
+# Normal windows before each pulse's faults: enough to resolve the alert the machine's
+# previous pulse fired (the default rule's clear_windows), so the next one fires anew.
+CLEAR_FIRST = DEFAULT_RULE.clear_windows + 1
+
+
 @dataclass
 class Pulses:
-    """One fresh machine every `every_s` gets normal then fault windows (alert_probe's
-    pulse), alternating between the API processes; `began` is the load's start."""
+    """Every `every_s` the next machine of a fixed pool (round robin) gets normal then
+    fault windows (alert_probe's pulse), alternating between the API processes; `began`
+    is the load's start. A fixed pool, as a real fleet is: the same machines alert again
+    and again, so memory measures the run, not a growing number of machines."""
 
     urls: list[str]
     machines: list[tuple[str, str, str]]
@@ -76,14 +84,13 @@ class Pulses:
 
     def _run(self) -> None:
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pulse") as pool:
-            for i, (machine, sensor, token) in enumerate(self.machines):
+            for i in range(int(self.duration_s / self.every_s + 0.5)):
                 offset = (i + 0.5) * self.every_s
-                if offset >= self.duration_s:
-                    break
                 time.sleep(max(0.0, self.began + offset - time.monotonic()))
-                pulse = Pulse(machine, sensor, token)
+                pulse = Pulse(*self.machines[i % len(self.machines)])
                 self.sent.append((offset, pulse))
-                pool.submit(run_pulse, self.urls[i % len(self.urls)], pulse, self.shared, i)
+                pool.submit(run_pulse, self.urls[i % len(self.urls)], pulse, self.shared, i,
+                            CLEAR_FIRST)
 
     def start(self) -> Pulses:
         self.thread.start()
@@ -124,11 +131,19 @@ class Background:
 
 
 def alert_latencies(pulses: Pulses, receiver: stack.Receiver) -> list[tuple[float, float]]:
-    """(offset s of the pulse, seconds from its k-th response to its machine's first
-    `alert.firing` arrival), for every pulse whose webhook arrived."""
-    first: dict[str, float] = {}
+    """(offset s of the pulse, seconds from its k-th response to the first `alert.firing`
+    of its machine that arrived after the pulse began), for every pulse whose webhook
+    arrived. A machine's pulses are a whole pool's round apart, far longer than any
+    latency, so an arrival is never matched to the wrong pulse."""
+    firings: dict[str, list[float]] = {}
     for arrival in receiver.snapshot():
         if arrival.payload.get("type") == "alert.firing":
-            first.setdefault(str(arrival.payload["data"]["machine_id"]), arrival.at)
-    return [(offset, first[p.machine] - p.completed_at) for offset, p in pulses.sent
-            if p.completed_at is not None and p.machine in first]
+            firings.setdefault(str(arrival.payload["data"]["machine_id"]), []).append(arrival.at)
+    found = []
+    for offset, p in pulses.sent:
+        if p.completed_at is None or p.started_at is None:
+            continue
+        after = [at for at in firings.get(p.machine, []) if at >= p.started_at]
+        if after:
+            found.append((offset, min(after) - p.completed_at))
+    return found

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import Section, Table, check, fmt
+from bench.soak_probe import CLEAR_FIRST
 from service.alerting.rules import DEFAULT_RULE
 
 FLAT = 0.10
@@ -158,12 +159,15 @@ process's share of sensors paced by one generator process ({sensors:,} windows/s
 {rps:,.1f} requests/s; achieved {wps:,.0f} windows/s, {errors} errors, request p95
 {p95_ms} ms, the pacing {late:.1f} s behind at the end).
 Every machine's active detector is one **{algo}** model fitted on the BLDC healthy
-recordings (as in the alert-latency section). **Alerts**: every {pulse:g} s a fresh
-machine gets healthy then propeller-fault windows through one of the APIs in turn; the
-latency runs from the response to the window completing the default rule to the arrival
-of its `alert.firing` webhook at a receiver on 127.0.0.1 that verifies every signature
-({bad} failed). **Retention that bites during the run**: raw windows, scores,
-predictions, webhook messages, jobs and dead letters kept {retain:g} s, hypertable chunks
+recordings (as in the alert-latency section). **Alerts**: every {pulse:g} s the next of
+a fixed pool of {pool} machines (round robin: each alerts once every {round_s:g} s, as the
+same machines of a real fleet do) gets {clear} healthy windows, enough to resolve the
+alert its previous pulse fired, then propeller-fault windows, through one of the APIs in
+turn; the latency runs from the response to the window completing the default rule to the
+arrival of the `alert.firing` webhook that follows at a receiver on 127.0.0.1 that
+verifies every signature ({bad} failed). **Retention that bites during the run**: raw
+windows, scores, predictions, webhook messages, jobs, dead letters and resolved alerts
+kept {retain:g} s, hypertable chunks
 of {chunk:g} s (set on the soak database), the leader enforcing every retention each
 {every:g} s (`EARSHOT_RETENTION_INTERVAL_S`; the default is hourly). Sampled every
 {sample:g} s: VmRSS of every process from /proc, `pg_database_size`, `count(*)` of every
@@ -212,6 +216,8 @@ def render(raw: dict[str, Any]) -> Section:
         sensors=raw["sensors"], rps=raw["sensors"] / 60, wps=bg["windows_per_s"],
         errors=bg["errors"], p95_ms=fmt(bg["p95_ms"]), late=bg["late_s"],
         algo=raw["algorithm"], pulse=raw["pulse_every_s"], bad=raw["bad_signatures"],
+        pool=raw.get("alert_pool", "?"),
+        round_s=raw.get("alert_pool", 0) * raw["pulse_every_s"], clear=CLEAR_FIRST,
         retain=raw["retain_s"], chunk=raw["chunk_s"], every=raw["retention_every_s"],
         sample=raw["sample_s"], verdicts=verdicts(raw))
     title = f"Soak: {raw['sensors']:,} sensors at 1 Hz for {raw['minutes']:g} minutes"
