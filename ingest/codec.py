@@ -51,7 +51,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ingest.errors import BatchValidationError, PayloadTooLargeError, UnsupportedMediaTypeError
+from ingest.conditions import check_condition
+from ingest.errors import (
+    BatchValidationError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    json_type_name,
+)
 
 JSON_TYPE = "application/json"
 NDJSON_TYPE = "application/x-ndjson"
@@ -68,13 +74,6 @@ _ONE_US = timedelta(microseconds=1)
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?([Zz]|[+-]\d\d:\d\d)?", re.ASCII)
 _NUMBER_TYPES = frozenset({int, float})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_JSON_NAMES = {str: "a string", bool: "a boolean", None.__class__: "null", list: "an array"}
-# An operating condition's name: 1-200 characters, no control characters (as the
-# conditions API and the audio upload's ?condition= accept).
-CONDITION_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
-_CONDITION = re.compile(CONDITION_PATTERN)
-
-
 @dataclass(frozen=True)
 class BatchLimits:
     max_windows: int
@@ -140,40 +139,29 @@ def parse_rfc3339(text: str) -> int:
     return (dt - _EPOCH) // _ONE_US
 
 
-def check_condition(value: object, where: str = "condition") -> str:
-    """A valid operating-condition name, else BatchValidationError (422) saying why."""
-    if not isinstance(value, str):
-        raise BatchValidationError(f"{where} must be a string naming the operating condition, "
-                                   f"got {_json_name(value)}")
-    if _CONDITION.fullmatch(value) is None:
-        raise BatchValidationError(f"{where} {value[:64]!r} is not a condition name: 1-200 "
-                                   "characters, no control characters")
-    return value
-
-
 def _window_fields(i: int, item: Any, dim: int) -> tuple[int, list[Any]]:
     def fail(detail: str) -> _Problem:
         return _Problem(i, f"window {i}: {detail}")
 
     if not isinstance(item, dict):
-        raise fail(f'expected an object {{"t": ..., "v": [...]}}, got {_json_name(item)}')
+        raise fail(f'expected an object {{"t": ..., "v": [...]}}, got {json_type_name(item)}')
     if "t" not in item or "v" not in item:
         raise fail(f"missing {'t' if 't' not in item else 'v'!r}")
     t, v = item["t"], item["v"]
     if not isinstance(t, str):
-        raise fail(f"t must be an RFC 3339 string, got {_json_name(t)}")
+        raise fail(f"t must be an RFC 3339 string, got {json_type_name(t)}")
     try:
         t_us = parse_rfc3339(t)
     except (ValueError, OverflowError) as exc:
         raise fail(f"t: {exc}") from None
     if not isinstance(v, list):
-        raise fail(f"v must be an array of {dim} numbers, got {_json_name(v)}")
+        raise fail(f"v must be an array of {dim} numbers, got {json_type_name(v)}")
     if len(v) != dim:
         raise fail(f"v has {len(v)} elements, expected {dim}")
     types = set(map(type, v))
     if not types <= _NUMBER_TYPES:
         j = next(j for j, x in enumerate(v) if type(x) not in _NUMBER_TYPES)
-        raise fail(f"v[{j}] is {_json_name(v[j])}, expected a number")
+        raise fail(f"v[{j}] is {json_type_name(v[j])}, expected a number")
     # A huge JSON integer would make numpy raise instead of overflowing to inf like a float.
     # Only integers are looked at: NaN/Infinity tokens are floats, reported as non-finite.
     if int in types:
@@ -181,10 +169,6 @@ def _window_fields(i: int, item: Any, dim: int) -> tuple[int, list[Any]]:
         if j >= 0:
             raise fail(f"v[{j}] is an integer outside the float32 range")
     return t_us, v
-
-
-def _json_name(value: Any) -> str:
-    return "an object" if isinstance(value, dict) else _JSON_NAMES.get(type(value), "a number")
 
 
 def _loads(text: bytes, line: int | None = None) -> Any:

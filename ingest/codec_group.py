@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .codec import JSON_TYPE, Batch, BatchLimits, _window_fields, check_condition, parse_batch
+from .codec import JSON_TYPE, Batch, BatchLimits, _window_fields, parse_batch
+from .conditions import check_condition
 from .errors import IngestError
 
 _SLOW = object()  # marks a body for the one-by-one path

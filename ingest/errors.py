@@ -8,6 +8,15 @@ in the request, so a client can find the bad row without bisecting its batch.
 
 from __future__ import annotations
 
+from typing import Any
+
+_JSON_NAMES = {str: "a string", bool: "a boolean", None.__class__: "null", list: "an array"}
+
+
+def json_type_name(value: Any) -> str:
+    """What a decoded JSON value is, as an error message says it ("a string", "null")."""
+    return "an object" if isinstance(value, dict) else _JSON_NAMES.get(type(value), "a number")
+
 
 class IngestError(Exception):
     """Base class: a client-side problem with an ingest request (always a 4xx status)."""

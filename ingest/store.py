@@ -20,6 +20,9 @@ from uuid import UUID
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.conditions import condition_attributes
 
 INGEST_CHANNEL = "earshot_ingest"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,8 +84,8 @@ WITH machine AS (
       AND %(start)s <= l.end_at + %(gap)s * interval '1 second'
     RETURNING c.id
 )
-INSERT INTO machine_conditions (machine_id, start_at, end_at, name, source)
-SELECT m.machine_id, %(start)s, %(end)s, %(name)s, %(source)s FROM machine m
+INSERT INTO machine_conditions (machine_id, start_at, end_at, name, attributes, source)
+SELECT m.machine_id, %(start)s, %(end)s, %(name)s, %(attributes)s, %(source)s FROM machine m
 WHERE NOT EXISTS (SELECT 1 FROM extended)
   AND NOT EXISTS (SELECT 1 FROM machine_conditions c
                   WHERE c.machine_id = m.machine_id AND c.name = %(name)s
@@ -192,6 +195,7 @@ def merge_spans(spans: Sequence[ConditionSpan]) -> list[ConditionSpan]:
 def _declare(conn: psycopg.Connection, sensor_id: UUID, span: ConditionSpan) -> None:
     conn.execute(DECLARE_CONDITION, {
         "sensor": sensor_id, "name": span.name, "source": CONDITION_SOURCE,
+        "attributes": Jsonb(condition_attributes(span.name)),
         "start": _EPOCH + timedelta(microseconds=span.start_us),
         "end": _EPOCH + timedelta(microseconds=span.end_us),
         "gap": CONDITION_MERGE_GAP_S}, prepare=True)

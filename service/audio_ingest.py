@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from ingest import audio_chunks, codec
 from ingest.audio import DecodedAudio, decode_audio
 from ingest.audio_store import StoredAudio, insert_audio
+from ingest.conditions import canonical_condition
 from ingest.errors import BatchValidationError
 from ingest.features import fleet_version, is_builtin, spec_of
 from ingest.store import InsertResult, insert_windows, read_windows
@@ -162,5 +163,6 @@ def _annotate(conn: psycopg.Connection, target: IngestTarget, upload: AudioUploa
     if upload.label is not None:
         labels.insert_label(conn, target.machine_id, upload.start, end, upload.label)
     if upload.condition is not None:
+        name, attributes = canonical_condition(upload.condition)
         conditions.insert_condition(conn, target.machine_id, upload.start, end,
-                                    upload.condition, {}, BASELINE_SOURCE)
+                                    name, attributes, BASELINE_SOURCE)

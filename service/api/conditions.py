@@ -30,7 +30,7 @@ def create_condition(machine_id: UUID, body: ConditionIn, conn: ConnDep,
     with conn.transaction():
         require_machine(conn, machine_id)
         row = conditions.insert_condition(conn, machine_id, body.start, body.end,
-                                          body.resolved_name(), body.attributes, "user")
+                                          body.resolved_name(), body.resolved_attributes(), "user")
     return condition_out(row)
 
 

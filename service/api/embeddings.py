@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from ingest import codec
+from ingest import conditions as condition_names
 from ingest.errors import BatchValidationError
 from ingest.group_commit import GroupCommitter
 from ingest.store import ConditionSpan, SensorBatch, UnknownSensorError
@@ -87,7 +88,7 @@ def _query_condition(request: Request) -> str | None:
         return None
     if len(values) > 1:
         raise BatchValidationError("condition is given more than once; send one")
-    return codec.check_condition(values[0], "query.condition")
+    return condition_names.check_condition(values[0], "query.condition")
 
 
 def _conditions(query: str | None, batch: codec.Batch) -> tuple[ConditionSpan, ...]:
@@ -119,7 +120,7 @@ _PARAMETERS = [
     {"name": "sensor_id", "in": "path", "required": True,
      "schema": {"type": "string", "format": "uuid"}},
     {"name": "condition", "in": "query", "required": False,
-     "schema": {"type": "string", "pattern": codec.CONDITION_PATTERN},
+     "schema": {"type": "string", "pattern": condition_names.CONDITION_PATTERN},
      "description": "the machine's operating condition while every window of the batch was "
                     "recorded (e.g. 1800rpm); also the JSON body's \"condition\""},
     {"name": "authorization", "in": "header", "required": False,

@@ -8,7 +8,12 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ingest.codec import CONDITION_PATTERN
+from ingest.conditions import (
+    ATTRIBUTE_KEY_PATTERN,
+    CONDITION_PATTERN,
+    attributes_name,
+    canonical_condition,
+)
 from service.schemas.common import Page
 
 ConditionName = Annotated[str, StringConstraints(pattern=CONDITION_PATTERN)]
@@ -23,7 +28,7 @@ class ConditionIn(BaseModel):
     name: ConditionName | None = Field(
         None, description="the condition's name, e.g. 'high-speed'; omitted: derived from "
                           "the attributes ('load=high,rpm=1800')")
-    attributes: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")],
+    attributes: dict[Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY_PATTERN)],
                      AttributeValue] = Field(
         default_factory=dict, max_length=MAX_ATTRIBUTES,
         description='e.g. {"rpm": 1800, "load": "high"}')
@@ -41,9 +46,17 @@ class ConditionIn(BaseModel):
         return self
 
     def resolved_name(self) -> str:
-        if self.name is not None:
-            return self.name
-        return ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))[:200]
+        """The name as a sensor would send it: attributes and attribute-spelled names
+        ("rpm=1800,load=high") in one canonical form (ingest.codec.attributes_name)."""
+        if self.name is None:
+            return attributes_name(self.attributes)
+        return canonical_condition(self.name)[0]
+
+    def resolved_attributes(self) -> dict[str, AttributeValue]:
+        """The attributes given, else those an attribute-spelled name carries."""
+        if self.attributes or self.name is None:
+            return dict(self.attributes)
+        return dict(canonical_condition(self.name)[1])
 
 
 class ConditionOut(BaseModel):

@@ -115,3 +115,28 @@ def test_bad_conditions_are_refused_and_nothing_is_stored(
     assert _ranges(admin, machine) == []
     row = conn.execute("SELECT count(*) FROM embeddings").fetchone()
     assert row == (0,)
+
+
+def test_a_condition_spelled_as_attributes_is_the_one_the_api_names_by_attributes(
+        admin: TestClient, conn: psycopg.Connection) -> None:
+    machine, sensor = _setup(admin)
+    t0 = (int(datetime.now(UTC).timestamp()) - 3600) * 1_000_000
+    first, second = _windows(t0, 0, 10), _windows(t0, 10, 10)
+    sent = [_post(admin, sensor, codec.encode_binary(*first), codec.BINARY_TYPE,
+                  condition="rpm=1800,load=high"),
+            _post(admin, sensor, _json(*second, condition="load=high, rpm=1800"),
+                  codec.JSON_TYPE, condition="rpm=1800,load=high")]
+    assert [r.status_code for r in sent] == [200, 200], [r.text for r in sent]
+    later = _at(t0 + 100 * 1_000_000)
+    through_api = admin.post(f"/v1/machines/{machine}/conditions", json={
+        "start": later, "end": _at(t0 + 200 * 1_000_000),
+        "attributes": {"load": "high", "rpm": 1800}})
+    assert through_api.status_code == 201, through_api.text
+    items = admin.get(f"/v1/machines/{machine}/conditions").json()["items"]
+    assert [(c["name"], c["attributes"], c["source"]) for c in items] == [
+        ("load=high,rpm=1800", {"load": "high", "rpm": 1800}, "sensor"),  # one range
+        ("load=high,rpm=1800", {"load": "high", "rpm": 1800}, "user")]
+    times = [EPOCH + timedelta(microseconds=int(t)) for t in (*first[0], *second[0])]
+    names = for_machine(conn, machine, times)
+    assert names is not None
+    assert list(names) == ["load=high,rpm=1800"] * 20
