@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import getpass
 import multiprocessing
-import subprocess
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ import psycopg
 from bench import mqtt_rawpub, stack
 from bench.loadgen import Bodies
 from ingest.mqtt import sensor_topic
+from service.settings import Settings
 
 PUBLISHERS = 2
 MAX_INFLIGHT = 1000
@@ -58,8 +59,6 @@ def _messages(job: PublishJob, bodies: Bodies, deadline: float) -> Iterator[tupl
 
 def _publish(job: PublishJob) -> tuple[int, float]:
     """(messages published and acknowledged by the broker, CPU seconds)."""
-    import os
-
     if not job.lean:
         return _publish_paho(job)
     bodies = Bodies("json", job.vectors)
@@ -75,8 +74,6 @@ def _publish(job: PublishJob) -> tuple[int, float]:
 
 def _publish_paho(job: PublishJob) -> tuple[int, float]:
     """The same messages through paho's client (its network thread, QoS 1)."""
-    import os
-
     bodies = Bodies("json", job.vectors)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     client.max_inflight_messages_set(MAX_INFLIGHT)
@@ -97,24 +94,37 @@ def _publish_paho(job: PublishJob) -> tuple[int, float]:
     return sent, sum(os.times()[:2]) - cpu0
 
 
-@contextmanager
-def broker(state_dir: Path) -> Iterator[int]:
+def start_broker(state_dir: Path) -> tuple[int, stack.Child]:
     """A Mosquitto on a free port (in-memory: the bridge's persistent session is what is
-    measured, not the broker's disk)."""
+    measured, not the broker's disk): (port, process)."""
     port = stack.free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
                     f"max_queued_messages 10000000\nmax_inflight_messages {MAX_INFLIGHT}\n"
                     f"user {getpass.getuser()}\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    child = stack.Child("mosquitto", ["mosquitto", "-c", str(conf)], dict(os.environ),
+                        state_dir / "mosquitto.log")
+
+    def listening() -> bool:
+        child.check()
+        return _listening(port)
+
     try:
-        stack.wait_until(lambda: _listening(port), 30.0, "Mosquitto", interval_s=0.1)
+        stack.wait_until(listening, 30.0, "Mosquitto", interval_s=0.1)
+    except BaseException:
+        child.stop()
+        raise
+    return port, child
+
+
+@contextmanager
+def broker(state_dir: Path) -> Iterator[int]:
+    port, child = start_broker(state_dir)
+    try:
         yield port
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        child.stop()
 
 
 def _listening(port: int) -> bool:
@@ -124,13 +134,12 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@contextmanager
-def bridge(st: stack.Stack, port: int) -> Iterator[stack.Child]:
-    env = stack.child_env(st.settings, EARSHOT_MQTT_URL=f"mqtt://127.0.0.1:{port}",
-                          EARSHOT_LOG_LEVEL="INFO",
-                          EARSHOT_MQTT_CLIENT_ID=f"bench-{int(time.time())}")
+def start_bridge(settings: Settings, port: int, log_dir: Path, client_id: str) -> stack.Child:
+    """`earshot bridge` on the broker at `port`, returned once it has subscribed."""
+    env = stack.child_env(settings, EARSHOT_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+                          EARSHOT_LOG_LEVEL="INFO", EARSHOT_MQTT_CLIENT_ID=client_id)
     child = stack.Child("bridge", [str(stack.EARSHOT), "bridge"], env,
-                        st.log_dir / f"bridge-{port}.log")
+                        log_dir / f"bridge-{client_id}.log")
 
     def subscribed() -> bool:
         child.check()
@@ -138,6 +147,16 @@ def bridge(st: stack.Stack, port: int) -> Iterator[stack.Child]:
 
     try:
         stack.wait_until(subscribed, 60.0, "the bridge to subscribe", interval_s=0.1)
+    except BaseException:
+        child.stop()
+        raise
+    return child
+
+
+@contextmanager
+def bridge(st: stack.Stack, port: int) -> Iterator[stack.Child]:
+    child = start_bridge(st.settings, port, st.log_dir, f"bench-{int(time.time())}")
+    try:
         yield child
     finally:
         child.stop()

@@ -51,7 +51,7 @@ class Publisher:
     def __init__(self, port: int, client_id: str, inflight: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.inflight, self.acked, self._pending = inflight, 0, b""
+        self.inflight, self.acked, self.sent, self._pending = inflight, 0, 0, b""
         self.sock.sendall(connect_packet(client_id))
         connack = self._read_exactly(4)
         if connack[0] != 0x20 or connack[3] != 0:
@@ -101,6 +101,20 @@ class Publisher:
         while self.acked < sent:
             self._read_acks(block=True)
         return sent
+
+    def publish_one(self, topic: bytes, payload: bytes) -> None:
+        """Send one QoS 1 message now (a paced sender); acknowledgements are counted as
+        they come, `wait_acked` waits for the rest."""
+        self.sent += 1
+        self.sock.sendall(publish_packet(topic, (self.sent - 1) % 65535 + 1, payload))
+        self._read_acks(block=False)
+        while self.sent - self.acked >= self.inflight:
+            self._read_acks(block=True)
+
+    def wait_acked(self) -> int:
+        while self.acked < self.sent:
+            self._read_acks(block=True)
+        return self.acked
 
     def close(self) -> None:
         try:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import Section, Table, check, fmt
+from bench.soak_mqtt import BATCH as MQTT_BATCH
 from bench.soak_probe import CLEAR_FIRST
 from service.alerting.rules import DEFAULT_RULE
 
@@ -149,15 +150,20 @@ def samples_table(raw: dict[str, Any]) -> Table:
 
 
 TEXT = """
-**Method.** A fresh database on the embedded cluster; {workers} `earshot worker` processes
-and {apis} API processes (`uvicorn service.app:app_from_env`, as `earshot api` runs it)
-on 127.0.0.1, the database on the same 2-core box (shared with other tenants: load
-average {load_lo:.1f} to {load_hi:.1f} during the run). **{sensors:,} sensors** (one per
-machine) stream one real logmel-v1 window a second each: every sensor posts its last 60
-windows every 60 s (binary: a minute per request, as the capacity plan assumes), each API
-process's share of sensors paced by one generator process ({sensors:,} windows/s in
-{rps:,.1f} requests/s; achieved {wps:,.0f} windows/s, {errors} errors, request p95
-{p95_ms} ms, the pacing {late:.1f} s behind at the end).
+**Method.** A fresh database on the embedded cluster; {workers} `earshot worker` processes,
+{apis} API processes (`uvicorn service.app:app_from_env`, as `earshot api` runs it) and
+{bridges} `earshot bridge` processes sharing the stream (`$share/earshot/...`, one stable
+client id each) on a Mosquitto of their own, all on 127.0.0.1, the database on the same
+2-core box (shared with other tenants: load average {load_lo:.1f} to {load_hi:.1f} during
+the run). **{sensors:,} sensors** (one per machine) stream one real logmel-v1 window a
+second each. {http:,} post their last 60 windows every 60 s over HTTP (binary: a minute
+per request, as the capacity plan assumes), each API process's share paced by one
+generator process ({http:,} windows/s in {rps:,.1f} requests/s; achieved {wps:,.0f}
+windows/s, {errors} errors, request p95 {p95_ms} ms, the pacing {late:.1f} s behind at the
+end). {mqtt_n:,} publish theirs over MQTT (one JSON message of 60 windows a minute each,
+QoS 1, paced evenly by one publisher): {mqtt_pub:,} messages published, {mqtt_acked:,}
+acknowledged by the broker, {mqtt_errors}; {mqtt_caught:,} of {mqtt_n:,} sensors had their
+last message stored {mqtt_drain:.1f} s after publishing ended.
 Every machine's active detector is one **{algo}** model fitted on the BLDC healthy
 recordings (as in the alert-latency section). **Alerts**: every {pulse:g} s the next of
 a fixed pool of {pool} machines (round robin: each alerts once every {round_s:g} s, as the
@@ -166,8 +172,8 @@ alert its previous pulse fired, then propeller-fault windows, through one of the
 turn; the latency runs from the response to the window completing the default rule to the
 arrival of the `alert.firing` webhook that follows at a receiver on 127.0.0.1 that
 verifies every signature ({bad} failed). **Retention that bites during the run**: raw
-windows, scores, predictions, webhook messages, jobs, dead letters and resolved alerts
-kept {retain:g} s, hypertable chunks
+windows, scores, predictions, webhook messages, jobs, dead letters, resolved alerts and
+score rollups (kept forever by default) kept {retain:g} s, hypertable chunks
 of {chunk:g} s (set on the soak database), the leader enforcing every retention each
 {every:g} s (`EARSHOT_RETENTION_INTERVAL_S`; the default is hourly). Sampled every
 {sample:g} s: VmRSS of every process from /proc, `pg_database_size`, `count(*)` of every
@@ -175,6 +181,12 @@ table that grows. A benchmark, not part of `make test`.
 
 {verdicts}
 """
+
+
+def ingested(raw: dict[str, Any]) -> int:
+    """Windows sent over HTTP and acknowledged over MQTT."""
+    mqtt = raw.get("mqtt", {})
+    return int(raw["bg"]["windows"]) + MQTT_BATCH * int(mqtt.get("acked", 0))
 
 
 def verdicts(raw: dict[str, Any]) -> str:
@@ -202,7 +214,7 @@ def verdicts(raw: dict[str, Any]) -> str:
         f"* **Database size** (retention drops a chunk at a time, so the size is a sawtooth; "
         f"its peaks compared): {fmt(full['db_bytes'] / MiB)} MiB in the minute after the "
         f"retention window filled ({full['t_s']:.0f} s), {fmt(end['db_bytes'] / MiB)} MiB in "
-        f"the last ({growth:+.1%}) while {raw['bg']['windows']:,} windows were ingested; the "
+        f"the last ({growth:+.1%}) while {ingested(raw):,} windows were ingested; the "
         f"retained embeddings reach back {fmt(end['retained_s'])} s and number "
         f"{end['rows']['embeddings']:,} (≈ {raw['sensors']:,} x the retained seconds)."
         if growth is not None else "* **Database size**: not enough samples."])
@@ -210,10 +222,16 @@ def verdicts(raw: dict[str, Any]) -> str:
 
 def render(raw: dict[str, Any]) -> Section:
     loads = [s["load"] for s in raw["samples"]]
-    bg = raw["bg"]
+    bg, mqtt = raw["bg"], raw.get("mqtt", {})
     text = TEXT.format(
         workers=raw["workers"], apis=raw["apis"], load_lo=min(loads), load_hi=max(loads),
-        sensors=raw["sensors"], rps=raw["sensors"] / 60, wps=bg["windows_per_s"],
+        bridges=raw.get("bridges", 0), http=bg.get("sensors", raw["sensors"]),
+        mqtt_n=mqtt.get("sensors", 0), mqtt_pub=mqtt.get("published", 0),
+        mqtt_acked=mqtt.get("acked", 0), mqtt_caught=mqtt.get("sensors_caught_up", 0),
+        mqtt_drain=mqtt.get("drain_s", 0.0),
+        mqtt_errors=f"errors: {mqtt['errors'][:2]}" if mqtt.get("errors") else "no errors",
+        sensors=raw["sensors"], rps=bg.get("sensors", raw["sensors"]) / 60,
+        wps=bg["windows_per_s"],
         errors=bg["errors"], p95_ms=fmt(bg["p95_ms"]), late=bg["late_s"],
         algo=raw["algorithm"], pulse=raw["pulse_every_s"], bad=raw["bad_signatures"],
         pool=raw.get("alert_pool", "?"),
