@@ -84,7 +84,12 @@ def rss_table(raw: dict[str, Any]) -> Table:
 
 def latency(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
-    spans = {**minutes(raw), "whole run": (-1.0, raw["minutes"] * 60 + 1)}
+    end = raw["minutes"] * 60
+    # A minute holds 12 alerts, so its p95 is nearly its maximum: five-minute blocks (60
+    # alerts each) say whether latency moved.
+    blocks = {"first five minutes": (0.0, 300.0), "last five minutes": (end - 300, end + 1)}
+    spans = {**minutes(raw), **(blocks if end >= 600 else {}),
+             "whole run": (-1.0, end + 1)}
     for label, (lo, hi) in spans.items():
         lat = [s for offset, s in raw["latencies"] if lo <= offset < hi]
         sent = sum(lo <= offset < hi for offset in raw["pulse_offsets"])
@@ -189,6 +194,21 @@ def ingested(raw: dict[str, Any]) -> int:
     return int(raw["bg"]["windows"]) + MQTT_BATCH * int(mqtt.get("acked", 0))
 
 
+def late_memory(raw: dict[str, Any]) -> str:
+    """The change from the sixth minute (the retention window full, caches warm) to the
+    last: whether memory still moves once the run is in its steady state."""
+    end = raw["minutes"] * 60
+    if end < 600:
+        return ""
+    samples = raw["samples"]
+    sixth, last = _window(samples, 300, 360), _window(samples, end - 59, end + 1)
+    changes = {name: _change(_mean([s["rss_mib"][name] for s in sixth]),
+                             _mean([s["rss_mib"][name] for s in last]))
+               for name in samples[0]["rss_mib"]}
+    return (" From the sixth minute to the last: " + ", ".join(
+        f"{n} {c:+.1%}" for n, c in changes.items() if c is not None) + ".")
+
+
 def verdicts(raw: dict[str, Any]) -> str:
     memory = rss(raw)
     moved = {n: _change(r["first minute"], r["last minute"]) for n, r in memory.items()}
@@ -206,10 +226,15 @@ def verdicts(raw: dict[str, Any]) -> str:
         f"{len(flat_warm)} of {len(warm)} from the second minute to the last (" + ", ".join(
             f"{n} {c:+.1%}" for n, c in warm.items() if c is not None) + "). The first "
         "minute includes the warm-up: each worker loads every machine's detector at its "
-        "first window and each API process its caches.",
+        "first window and each API process its caches." + late_memory(raw),
         f"* **Alert latency**: p95 {fmt(first['p95'])} s in the first minute, "
-        f"{fmt(last['p95'])} s in the last ({first['n']} and {last['n']} alerts); "
-        f"{lat['whole run']['n']} of {lat['whole run']['sent']} alerts arrived in all"
+        f"{fmt(last['p95'])} s in the last ({first['n']} and {last['n']} alerts)"
+        + (f"; over five-minute blocks p95 {fmt(lat['first five minutes']['p95'])} s first, "
+           f"{fmt(lat['last five minutes']['p95'])} s last, p50 "
+           f"{fmt(lat['first five minutes']['p50'])} and "
+           f"{fmt(lat['last five minutes']['p50'])} s"
+           if "first five minutes" in lat else "")
+        + f"; {lat['whole run']['n']} of {lat['whole run']['sent']} alerts arrived in all"
         + (f"; pulse errors: {raw['pulse_errors'][:3]}." if raw["pulse_errors"] else "."),
         f"* **Database size** (retention drops a chunk at a time, so the size is a sawtooth; "
         f"its peaks compared): {fmt(full['db_bytes'] / MiB)} MiB in the minute after the "
