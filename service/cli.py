@@ -96,7 +96,7 @@ def _extra_commands() -> list[tuple[str, str, Callable[[argparse.Namespace], Non
         scheduler_main()
 
     def bridge(_: argparse.Namespace) -> None:
-        from ingest.mqtt_bridge import main as bridge_main
+        from service.mqtt_bridge import main as bridge_main
 
         bridge_main()
 

@@ -36,10 +36,10 @@ from ingest.client import (
 from ingest.client_cli import stream
 from ingest.codec import to_rfc3339
 from ingest.features import embed
-from ingest.mqtt_bridge import Bridge
 from ingest.playback import back_to_back, find_recordings
 from ingest.store import read_windows
 from service.db import make_pool
+from service.mqtt_bridge import Bridge
 from service.settings import Settings
 from tests import db as test_db
 from tests.conftest import ADMIN_KEY, DATA_DIR

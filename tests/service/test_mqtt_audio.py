@@ -25,9 +25,9 @@ from ingest.client import MqttSender, RetryPolicy
 from ingest.client_cli import main as sensor_main
 from ingest.features import embed
 from ingest.mqtt import AUDIO_TOPIC, audio_properties, sensor_topic
-from ingest.mqtt_bridge import Bridge
 from service.db import make_pool
 from service.mqtt_audio import SOURCE, AudioBridge
+from service.mqtt_bridge import Bridge
 from service.settings import Settings
 from tests.conftest import DATA_DIR
 from tests.live import Mosquitto, wait_until
