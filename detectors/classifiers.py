@@ -58,13 +58,15 @@ class Algorithm:
 
 
 TRANSFERS = ("none", "linear", "fine_tune")
+# Parameters of the training job around the network, not of the network itself.
+JOB_PARAMS = ("transfer", "fold_ensemble")
 
 
 def _cnn(p: dict[str, ParamValue]) -> ClassifierMixin:
     from .cnn import CNNClassifier  # torch + skorch: imported when a cnn is built
 
     return CNNClassifier(**cast(dict[str, Any], {k: v for k, v in p.items()
-                                                 if k != "transfer"}))
+                                                 if k not in JOB_PARAMS}))
 
 
 def with_transfer(classifier: ClassifierMixin, transfer: str,
@@ -113,6 +115,10 @@ _CNN_SPECS = (
               "embedding (cheap, works from a handful of labels; the CNN parameters are "
               "unused), 'fine_tune' trains the CNN from its weights (width 16), 'none' "
               "from scratch.", choices=TRANSFERS),
+    ParamSpec("fold_ensemble", bool, True, "Predict with the mean probabilities of the "
+              "job's cross-validation fold models and its final model (k + 1 networks, "
+              "k <= 5: no extra training, k + 1 times the prediction cost); false: the "
+              "final model alone (docs/classifiers.md#fold-ensemble)."),
     RANDOM_STATE_SPEC)
 
 
@@ -261,8 +267,10 @@ def cross_validate_metrics(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, group
 
 
 def _cross_validate(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, groups: ArrayLike,
-                    seed: int) -> tuple[dict[str, Any], NDArray[np.float64] | None]:
-    """The metrics and the out-of-fold class probabilities (columns in `labels` order)."""
+                    seed: int
+                    ) -> tuple[dict[str, Any], NDArray[np.float64] | None, list[Pipeline]]:
+    """The metrics, the out-of-fold class probabilities (columns in `labels` order) and
+    the fold models (kept for a fold ensemble)."""
     X_arr, y_arr = np.asarray(X), np.asarray(y)
     g_arr = np.asarray(groups)
     labels = [str(label) for label in np.unique(y_arr)]
@@ -270,9 +278,10 @@ def _cross_validate(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, groups: Arra
     if n_splits < 2:
         return {"labels": labels, "cv": {"folds": 0, "groups": int(np.unique(g_arr).size),
                 "reason": "every class needs labelled ranges in at least 2 groups (clips or "
-                          "recordings) to be cross-validated"}}, None
+                          "recordings) to be cross-validated"}}, None, []
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     proba = np.zeros((y_arr.size, len(labels)))
+    models = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (ConvergenceWarning, UserWarning))
         for train_rows, test_rows in folds.split(X_arr, y_arr, g_arr):
@@ -281,10 +290,11 @@ def _cross_validate(pipeline: Pipeline, X: ArrayLike, y: ArrayLike, groups: Arra
             # A fold may lack a class entirely: its column stays 0 for those rows.
             columns = [labels.index(str(c)) for c in model.classes_]
             proba[np.ix_(test_rows, columns)] = model.predict_proba(X_arr[test_rows])
+            models.append(model)
     predicted = np.array(labels)[proba.argmax(axis=1)]
     return {"labels": labels, **_scores(y_arr, predicted, labels),
             "cv": {"folds": n_splits, "groups": int(np.unique(g_arr).size),
-                   "method": "StratifiedGroupKFold"}}, proba
+                   "method": "StratifiedGroupKFold"}}, proba, models
 
 
 def _scores(y: NDArray[Any], predicted: NDArray[Any], labels: list[str]) -> dict[str, Any]:
@@ -317,12 +327,25 @@ def fit(name: str, params: Mapping[str, object] | None, X: ArrayLike, y: ArrayLi
     check_training_data(y_arr, min_per_class)
     pipeline = build(name, params, pretrained)
     started = time.perf_counter()
-    metrics, oof = _cross_validate(pipeline, X, y_arr, groups, 0)
+    template = clone(pipeline)
+    metrics, oof, fold_models = _cross_validate(pipeline, X, y_arr, groups, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipeline.fit(np.asarray(X), y_arr, **_group_params(pipeline, np.asarray(groups)))
+    if validate_params(name, params).get("fold_ensemble", False):
+        pipeline = _fold_ensemble(template, fold_models, pipeline)
     return FittedClassifier(pipeline, [str(c) for c in pipeline.classes_], metrics,
                             time.perf_counter() - started, oof)
+
+
+def _fold_ensemble(template: Pipeline, fold_models: list[Pipeline], final: Pipeline
+                   ) -> Pipeline:
+    """The CV fold models and the final model as one pipeline predicting their mean
+    probabilities (detectors.fold_ensemble): the fits the job made anyway."""
+    from .fold_ensemble import FoldEnsemble
+
+    return Pipeline([("classify", FoldEnsemble.of_fitted(
+        template, [*fold_models, final], n_splits=MAX_SPLITS))])
 
 
 def predict_proba(pipeline: Pipeline, X: ArrayLike) -> tuple[list[str], NDArray[np.float64]]:

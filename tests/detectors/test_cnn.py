@@ -102,8 +102,8 @@ def test_registry_lists_cnn_with_the_estimators_defaults() -> None:
     listed = {a["name"]: a for a in classifiers.list_algorithms()}
     assert listed["cnn"]["input"] == "audio" and listed["logreg"]["input"] == "embedding"
     defaults = {k: v.default for k, v in inspect.signature(CNNClassifier).parameters.items()}
-    # `transfer` is applied by the registry (classifiers.with_transfer), not the estimator.
-    for spec in (s for s in listed["cnn"]["params"] if s["name"] != "transfer"):
+    # `transfer` and `fold_ensemble` are applied by the registry, not the estimator.
+    for spec in (s for s in listed["cnn"]["params"] if s["name"] not in classifiers.JOB_PARAMS):
         assert spec["default"] == defaults[spec["name"]], spec["name"]
 
 
