@@ -4,6 +4,11 @@ with their class (`?label=`), `PUT /classifier`, `POST /train` (the job cross-va
 fits as for any user), then the test fold's clips uploaded without a class, the scorer's
 window predictions read back with `GET /predictions`, and each clip classified by the mean
 of its windows' probabilities. Nothing is computed outside the service but that mean.
+Transfer rows start from a fleet embedding the service trains (`POST /v1/fleet/embedding/
+train`) on every clip uploaded, unlabelled, to a library machine first.
+
+``python -m bench.esc10_api progress [FILE]`` rebuilds the section from the progress log of
+a run stopped early (each row with the test folds it finished).
 """
 
 from __future__ import annotations
@@ -21,9 +26,17 @@ from bench.common import Clip, Context, Section, Table, fmt, read_manifest
 
 FOLDS = (1, 2, 3, 4)
 QUICK_FOLDS = (1,)
-CLASSIFIERS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("cnn", {}), ("random_forest", {}))
-QUICK_CLASSIFIERS: tuple[tuple[str, dict[str, Any]], ...] = (("logreg", {}),)
+# (row, algorithm, params); fold-major, so a run stopped for time has the first rows on
+# every fold it reached. The first two differ only in the fold ensemble.
+Row = tuple[str, str, dict[str, Any]]
+CLASSIFIERS: tuple[Row, ...] = (
+    ("cnn (defaults)", "cnn", {}),
+    ("cnn, fold_ensemble false", "cnn", {"fold_ensemble": False}),
+    ("random_forest (reference)", "random_forest", {}),
+    ("cnn, transfer linear", "cnn", {"transfer": "linear"}),
+    ("cnn, transfer fine_tune", "cnn", {"transfer": "fine_tune"}))
+QUICK_CLASSIFIERS: tuple[Row, ...] = (("logreg", "logreg", {}),)
+PROGRESS = "esc10_api_progress.jsonl"
 SPACING_S = 20  # one clip (5 s) every 20 s: no window holds two clips
 JOB_TIMEOUT_S = 3600.0
 PREDICT_TIMEOUT_S = 600.0
@@ -146,23 +159,72 @@ def one_fold(client: httpx.Client, ctx: Context, by_fold: dict[int, list[tuple[s
                 "accuracy"), "version": model["version"]}
 
 
-def measure(ctx: Context, chosen: tuple[tuple[str, dict[str, Any]], ...] | None = None,
+def fleet_embedding(client: httpx.Client, ctx: Context,
+                    by_fold: dict[int, list[tuple[str, str]]]) -> dict[str, Any]:
+    """Every clip uploaded without a class to a library machine, then one fleet embedding
+    trained by the service on that audio (its defaults); the run's figures."""
+    machine = stack.create_machine(client, "esc10 library", "room")
+    sensor, _ = stack.create_sensor(client, machine)
+    clips = [c for _, fold in sorted(by_fold.items()) for c in fold]
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
+    upload(client, sensor, clips, start, ctx.data_dir, labelled=False)
+    run_id = stack.raise_for(client.post("/v1/fleet/embedding/train", json={}))["id"]
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        nonlocal found
+        found = stack.raise_for(client.get(f"/v1/fleet/embedding/runs/{run_id}"))
+        return found["state"] in ("succeeded", "failed")
+
+    stack.wait_until(done, JOB_TIMEOUT_S, "the fleet embedding run", interval_s=5.0)
+    if found["state"] != "succeeded":
+        raise stack.StackError(f"fleet embedding failed: {found['error']}")
+    return {k: found[k] for k in ("version", "n_recordings", "n_windows", "fit_seconds")} | {
+        "epochs": (found["metrics"] or {}).get("epochs"),
+        "aux_task": (found["metrics"] or {}).get("aux_task")}
+
+
+def measure(ctx: Context, chosen: tuple[Row, ...] | None = None,
             folds: tuple[int, ...] | None = None, db: str = "esc10_api") -> dict[str, Any]:
     by_fold = fold_clips(ctx.data_dir)
     folds = folds or (QUICK_FOLDS if ctx.quick else FOLDS)
     chosen = chosen or (QUICK_CLASSIFIERS if ctx.quick else CLASSIFIERS)
-    results: dict[str, Any] = {name: {"params": params, "folds": []} for name, params in chosen}
-    with stack.running_stack(db,
-                             scheduler_env={"EARSHOT_TRAIN_CONCURRENCY": "1"}) as st, \
+    results: dict[str, Any] = {row: {"algorithm": name, "params": params, "folds": []}
+                               for row, name, params in chosen}
+    progress = ctx.out_dir / PROGRESS
+    progress.write_text("")  # this run's lines only
+    fleet = None
+    with stack.running_stack(db, scheduler_env={"EARSHOT_TRAIN_CONCURRENCY": "1",
+                                                "EARSHOT_FLEET_RETRAIN_HOURS": "0"}) as st, \
             st.client(timeout_s=120.0) as client:
+        if any(p.get("transfer", "none") != "none" for _, _, p in chosen):
+            fleet = fleet_embedding(client, ctx, by_fold)
+            _log(progress, {"fleet": fleet})
         for fold in folds:  # fold-major: an interrupted run still compares like with like
-            for name, params in chosen:
+            for row, name, params in chosen:
                 found = one_fold(client, ctx, by_fold, fold, name, params)
-                results[name]["folds"].append(found)
-                with (ctx.out_dir / "esc10_api_progress.jsonl").open("a") as log:
-                    log.write(json.dumps({"classifier": name, "params": params, **found})
-                              + "\n")
-    return {"folds": list(folds), "results": results}
+                results[row]["folds"].append(found)
+                _log(progress, {"row": row, "classifier": name, "params": params, **found})
+    return {"folds": list(folds), "results": results, "fleet": fleet}
+
+
+def _log(path: Path, line: dict[str, Any]) -> None:
+    with path.open("a") as log:
+        log.write(json.dumps(line) + "\n")
+
+
+def from_progress(path: Path) -> dict[str, Any]:
+    """The measurement rebuilt from a run's progress log (a run stopped for time)."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    fleet = next((line["fleet"] for line in lines if "fleet" in line), None)
+    results: dict[str, Any] = {}
+    for line in (x for x in lines if "row" in x):
+        entry = results.setdefault(line["row"], {"algorithm": line["classifier"],
+                                                 "params": line["params"], "folds": []})
+        entry["folds"].append({k: v for k, v in line.items()
+                               if k not in ("row", "classifier", "params")})
+    folds = sorted({f["fold"] for r in results.values() for f in r["folds"]})
+    return {"folds": folds, "results": results, "fleet": fleet}
 
 
 def _per_100(run: dict[str, Any]) -> tuple[float, float]:
@@ -176,9 +238,14 @@ def table(measured: dict[str, Any]) -> Table:
     rows = []
     for name, found in measured["results"].items():
         runs = found["folds"]
+        if not runs:
+            continue
         accs = [r["accuracy"] for r in runs]
         per = [_per_100(r) for r in runs]
-        rows.append([name, fmt(float(np.mean(accs))), " / ".join(fmt(a) for a in accs),
+        partial = "" if len(runs) == len(measured["folds"]) else \
+            f" (PARTIAL: test folds {', '.join(str(r['fold']) for r in runs)} only)"
+        rows.append([name + partial, fmt(float(np.mean(accs))),
+                     " / ".join(fmt(a) for a in accs),
                      fmt(float(np.mean([r["cv_window_accuracy"] for r in runs]))),
                      fmt(float(np.mean([p[0] for p in per]))),
                      fmt(float(np.mean([p[1] for p in per]))),
@@ -191,24 +258,46 @@ def table(measured: dict[str, Any]) -> Table:
                   "one fit s per 100 clips", "test windows predicted"], rows)
 
 
+def fleet_table(fleet: dict[str, Any]) -> Table:
+    per_100 = 100 * fleet["fit_seconds"] / max(1, fleet["n_recordings"])
+    return Table("Fleet embedding the transfer rows start from (trained once by the service)",
+                 ["version", "recordings", "windows", "auxiliary task", "epochs", "fit s",
+                  "s per 100 recordings"],
+                 [[str(fleet["version"]), str(fleet["n_recordings"]), str(fleet["n_windows"]),
+                   str(fleet["aux_task"]), str(fleet["epochs"]), fmt(fleet["fit_seconds"]),
+                   fmt(per_100)]])
+
+
 TEXT = """
 Issue 14's goal measured the way a user gets it: for each test fold (ESC-10 folds 1-4 of
-the data dir, 80 clips each), one machine per classifier with one `logmel-v1` sensor
-(audio policy `keep`); the other three folds' 240 clips uploaded as they are on disk with
-`?label=<class>` (one clip every 20 s), `PUT /classifier {"algorithm": ...}` with default
-parameters, `POST /train {"target": "classifier"}` and the job awaited; then the test
-fold's clips uploaded without a class, and the scorer's window predictions read back with
-`GET /predictions`. A clip's class is the argmax of the mean of its windows' probabilities
-(the only computation outside the service). API, worker and scorer are `earshot`
-processes on the embedded database, one thread each (training concurrency 1).
+the data dir, 80 clips each), one machine per row with one `logmel-v1` sensor (audio
+policy `keep`); the other three folds' 240 clips uploaded as they are on disk with
+`?label=<class>` (one clip every 20 s), `PUT /classifier {"algorithm": ..., "params": ...}`
+with the row's parameters (all others default), `POST /train {"target": "classifier"}` and
+the job awaited; then the test fold's clips uploaded without a class, and the scorer's
+window predictions read back with `GET /predictions`. A clip's class is the argmax of the
+mean of its windows' probabilities (the only computation outside the service). API, worker
+and scorer are `earshot` processes on the embedded database, one thread each (training
+concurrency 1).
+
+Rows: *cnn (defaults)* predicts with the fold ensemble (`fold_ensemble: true`, the default:
+the mean probabilities of the job's k grouped-CV fold models and its final model, k = 5
+here, so 6 networks; docs/classifiers.md#fold-ensemble); *fold_ensemble false* is the
+final model alone (the previous default): same job, same fits, same seeds, only the
+prediction differs. *random_forest* on logmel-v1 is the reference. The transfer rows
+(`transfer: linear` / `fine_tune`, fold ensemble on) start from one fleet embedding the
+service trains before the folds (`POST /v1/fleet/embedding/train`, defaults) on all 320
+clips uploaded without a class to a library machine: as the service trains on all audio
+it holds, it sees the test folds' audio, never their labels (auxiliary task: the recording).
 
 *Job s per 100 training clips* is the model version's `fit_seconds` (the job's grouped
 cross-validation, whose window accuracy is the *model's own CV* column, plus the final fit)
 per 100 training clips; *one fit* divides it by the number of fits (cv folds + 1).
 *Test windows predicted*: predictions read / windows accepted (a window without all of its
-audio is not predicted). Each classifier has its own machine, and the bench checks that
-the model version it reads is the algorithm it trained (the old API figure's logreg /
-random_forest tie was two different models, see quality_api).
+audio is not predicted). Each row has its own machine, and the bench checks that the model
+version it reads is the algorithm it trained. One test fold is 80 clips: a fold's accuracy
+has a standard error of ~0.045, a 4-fold mean ~0.02; the two cnn rows share their fits, so
+their difference is the ensemble's alone.
 """
 
 
@@ -218,15 +307,24 @@ def run(ctx: Context) -> Section:
 
 
 def section(measured: dict[str, Any]) -> Section:
+    tables = [table(measured)]
+    if measured.get("fleet"):
+        tables.append(fleet_table(measured["fleet"]))
     return Section("esc10_api", "ESC-10 through the API: cnn clip accuracy by fold", TEXT,
-                   [table(measured)], measured)
+                   tables, measured)
 
 
-if __name__ == "__main__":  # python -m bench.esc10_api '{"cnn": {params}}' [1,2,3,4]
+if __name__ == "__main__":
+    # python -m bench.esc10_api '[["row", "cnn", {params}], ...]' [1,2,3,4]
+    # python -m bench.esc10_api progress [bench/out/esc10_api_progress.jsonl]
     import sys
 
-    given = json.loads(sys.argv[1])
+    if sys.argv[1] == "progress":
+        source = Path(sys.argv[2]) if len(sys.argv) > 2 else stack.OUT_DIR / PROGRESS
+        print(section(from_progress(source)).render(f"_Rebuilt from {source}._"))
+        sys.exit(0)
+    given = tuple(tuple(row) for row in json.loads(sys.argv[1]))
     picked = tuple(int(f) for f in sys.argv[2].split(",")) if len(sys.argv) > 2 else FOLDS
-    found = measure(Context(), tuple(given.items()), picked, db="esc10_api_cli")
+    found = measure(Context(), given, picked, db="esc10_api_cli")
     (stack.OUT_DIR / "esc10_api_cli.json").write_text(json.dumps(found, indent=1))
     print(table(found).render())
