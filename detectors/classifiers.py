@@ -118,7 +118,7 @@ _CNN_SPECS = (
     ParamSpec("fold_ensemble", bool, True, "Predict with the mean probabilities of the "
               "job's cross-validation fold models and its final model (k + 1 networks, "
               "k <= 5: no extra training, k + 1 times the prediction cost); false: the "
-              "final model alone (docs/classifiers.md#fold-ensemble)."),
+              "final model alone (docs/classification.md, fold ensemble)."),
     RANDOM_STATE_SPEC)
 
 

@@ -230,6 +230,8 @@ def to_model(data: LabelledSet, fitted: classifiers.FittedClassifier,
         "capped_at": max_windows if len(times) >= max_windows else None,
         "audio": data.audio,
         "transfer": transfer.summary(data.config["params"], data.pretrained),
+        # Networks averaged per prediction: cv folds + 1 with the fold ensemble, else 1.
+        "predicting_models": int(getattr(fitted.pipeline[-1], "n_members_", 1)),
     }
     return TrainedModel(
         algorithm=data.config["algorithm"],

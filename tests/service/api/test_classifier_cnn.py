@@ -54,6 +54,9 @@ def test_cnn_trains_on_stored_audio_and_predicts(admin: TestClient, settings: Se
     assert metrics["audio"]["clip_samples"] == 16000
     assert metrics["audio"]["windows_with_audio"] == model["n_windows"] >= 30
     assert 0.0 <= metrics["accuracy"] <= 1.0
+    # The fold ensemble (default): the job's cv fold networks and its final one predict.
+    assert model["params"]["fold_ensemble"] is True
+    assert metrics["predicting_models"] == metrics["cv"]["folds"] + 1
 
     score_all(pool)  # the training clips' windows, now with the active classifier
     held_out = np.concatenate([load_16k(esc10_clips("rooster")[5]),
@@ -74,6 +77,28 @@ def test_cnn_trains_on_stored_audio_and_predicts(admin: TestClient, settings: Se
         "start": start.isoformat(), "end": (start + timedelta(seconds=10)).isoformat()})
     assert events.status_code == 200
     assert {e["label"] for e in events.json()["items"]} <= set(CLASSES)
+
+
+def test_fold_ensemble_switched_off_predicts_with_the_final_model(
+        admin: TestClient, settings: Settings, pool: ConnectionPool,
+        conn: psycopg.Connection) -> None:
+    machine_id, sensor_id, after = labelled_machine(admin, CLASSES, 3, name="shed")
+    put = admin.put(f"/v1/machines/{machine_id}/classifier", json={
+        "algorithm": "cnn", "params": {**PARAMS, "fold_ensemble": False}})
+    assert put.status_code == 200 and put.json()["params"]["fold_ensemble"] is False
+    job = train(admin, settings, pool, machine_id)
+    assert job["state"] == "succeeded", job["error"]
+    model = admin.get(f"/v1/machines/{machine_id}/models/{job['model_version']}",
+                      params={"target": "classifier"}).json()
+    assert model["metrics"]["predicting_models"] == 1 and model["metrics"]["cv"]["folds"] >= 2
+    score_all(pool)
+    before = count(conn, PREDICTIONS, machine_id)
+    start = after + timedelta(seconds=60)
+    result = upload(admin, sensor_id, wav(load_16k(esc10_clips("rooster")[5])), start)
+    score_all(pool)
+    assert count(conn, PREDICTIONS, machine_id) - before == result["windows"] == 5
+    problem(admin.put(f"/v1/machines/{machine_id}/classifier", json={
+        "algorithm": "cnn", "params": {"fold_ensemble": "maybe"}}), 422, "fold_ensemble")
 
 
 def test_labels_without_stored_audio_are_refused(admin: TestClient, settings: Settings,
