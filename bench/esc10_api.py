@@ -282,7 +282,7 @@ concurrency 1).
 
 Rows: *cnn (defaults)* predicts with the fold ensemble (`fold_ensemble: true`, the default:
 the mean probabilities of the job's k grouped-CV fold models and its final model, k = 5
-here, so 6 networks; docs/classifiers.md#fold-ensemble); *fold_ensemble false* is the
+here, so 6 networks; docs/classification.md, fold ensemble); *fold_ensemble false* is the
 final model alone (the previous default): same job, same fits, same seeds, only the
 prediction differs. *random_forest* on logmel-v1 is the reference. The transfer rows
 (`transfer: linear` / `fine_tune`, fold ensemble on) start from one fleet embedding the
