@@ -140,7 +140,9 @@ def one_fold(client: httpx.Client, ctx: Context, by_fold: dict[int, list[tuple[s
     train_clips = [c for f, clips in sorted(by_fold.items()) if f != test_fold
                    for c in clips]
     test_clips = by_fold[test_fold]
-    machine = stack.create_machine(client, f"esc10 {name} test fold {test_fold}", "room")
+    # Machine names are unique: one machine per row (two rows may share an algorithm).
+    label = f"{name} {json.dumps(params, sort_keys=True)}" if params else name
+    machine = stack.create_machine(client, f"esc10 {label} test fold {test_fold}", "room")
     sensor, _ = stack.create_sensor(client, machine)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
     upload(client, sensor, train_clips, start, ctx.data_dir, labelled=True)
