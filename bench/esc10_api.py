@@ -14,6 +14,7 @@ a run stopped early (each row with the test folds it finished).
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ CLASSIFIERS: tuple[Row, ...] = (
     ("cnn, transfer fine_tune", "cnn", {"transfer": "fine_tune"}))
 QUICK_CLASSIFIERS: tuple[Row, ...] = (("logreg", "logreg", {}),)
 PROGRESS = "esc10_api_progress.jsonl"
+RESUME_ENV = "ESC10_API_RESUME"  # set: keep the progress log's finished (row, fold) pairs
 SPACING_S = 20  # one clip (5 s) every 20 s: no window holds two clips
 JOB_TIMEOUT_S = 3600.0
 PREDICT_TIMEOUT_S = 600.0
@@ -191,23 +193,36 @@ def measure(ctx: Context, chosen: tuple[Row, ...] | None = None,
     by_fold = fold_clips(ctx.data_dir)
     folds = folds or (QUICK_FOLDS if ctx.quick else FOLDS)
     chosen = chosen or (QUICK_CLASSIFIERS if ctx.quick else CLASSIFIERS)
-    results: dict[str, Any] = {row: {"algorithm": name, "params": params, "folds": []}
-                               for row, name, params in chosen}
     progress = ctx.out_dir / PROGRESS
-    progress.write_text("")  # this run's lines only
-    fleet = None
+    # A run whose stack was stopped from outside (a shared box) resumes from its log.
+    before = from_progress(progress) if os.environ.get(RESUME_ENV) and progress.exists() \
+        else None
+    if before is None:
+        progress.write_text("")  # this run's lines only
+    else:
+        _log(progress, {"resumed": datetime.now(UTC).isoformat()})
+    old = before["results"] if before else {}
+    results: dict[str, Any] = {row: {"algorithm": name, "params": params,
+                                     "folds": list(old.get(row, {}).get("folds", []))}
+                               for row, name, params in chosen}
+    todo = [(fold, row) for fold in folds for row, _, _ in chosen
+            if fold not in {f["fold"] for f in results[row]["folds"]}]
+    transfer = {row for row, _, p in chosen if p.get("transfer", "none") != "none"}
+    fleet = before["fleet"] if before else None
     with stack.running_stack(db, scheduler_env={"EARSHOT_TRAIN_CONCURRENCY": "1",
                                                 "EARSHOT_FLEET_RETRAIN_HOURS": "0"}) as st, \
             st.client(timeout_s=120.0) as client:
-        if any(p.get("transfer", "none") != "none" for _, _, p in chosen):
+        if any(row in transfer for _, row in todo):
             fleet = fleet_embedding(client, ctx, by_fold)
             _log(progress, {"fleet": fleet})
-        for fold in folds:  # fold-major: an interrupted run still compares like with like
-            for row, name, params in chosen:
-                found = one_fold(client, ctx, by_fold, fold, name, params)
-                results[row]["folds"].append(found)
-                _log(progress, {"row": row, "classifier": name, "params": params, **found})
-    return {"folds": list(folds), "results": results, "fleet": fleet}
+        # fold-major: an interrupted run still compares like with like
+        for fold, row in todo:
+            name, params = results[row]["algorithm"], results[row]["params"]
+            found = one_fold(client, ctx, by_fold, fold, name, params)
+            results[row]["folds"].append(found)
+            _log(progress, {"row": row, "classifier": name, "params": params, **found})
+    return {"folds": list(folds), "results": results, "fleet": fleet,
+            "resumed": (before or {}).get("resumed", 0) + (before is not None)}
 
 
 def _log(path: Path, line: dict[str, Any]) -> None:
@@ -218,7 +233,8 @@ def _log(path: Path, line: dict[str, Any]) -> None:
 def from_progress(path: Path) -> dict[str, Any]:
     """The measurement rebuilt from a run's progress log (a run stopped for time)."""
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    fleet = next((line["fleet"] for line in lines if "fleet" in line), None)
+    fleets = [line["fleet"] for line in lines if "fleet" in line]
+    fleet = fleets[-1] if fleets else None  # a resumed run retrains it
     results: dict[str, Any] = {}
     for line in (x for x in lines if "row" in x):
         entry = results.setdefault(line["row"], {"algorithm": line["classifier"],
@@ -226,7 +242,8 @@ def from_progress(path: Path) -> dict[str, Any]:
         entry["folds"].append({k: v for k, v in line.items()
                                if k not in ("row", "classifier", "params")})
     folds = sorted({f["fold"] for r in results.values() for f in r["folds"]})
-    return {"folds": folds, "results": results, "fleet": fleet}
+    return {"folds": folds, "results": results, "fleet": fleet,
+            "resumed": sum(1 for line in lines if "resumed" in line)}
 
 
 def _per_100(run: dict[str, Any]) -> tuple[float, float]:
@@ -303,16 +320,28 @@ their difference is the ensemble's alone.
 """
 
 
+RESUMED = """
+This run's stack was stopped from outside {n} time(s) (another job on the shared box) and
+resumed with `ESC10_API_RESUME=1`: the (row, test fold) pairs finished before were kept
+from the progress log and the rest ran on a fresh database; the transfer rows' fleet
+embedding was retrained there on the same clips with the same seed (the table shows the
+last training).
+"""
+
+
 def run(ctx: Context) -> Section:
     measured = measure(ctx)
     return section(measured)
 
 
 def section(measured: dict[str, Any]) -> Section:
+    text = TEXT
+    if measured.get("resumed"):
+        text += RESUMED.format(n=measured["resumed"])
     tables = [table(measured)]
     if measured.get("fleet"):
         tables.append(fleet_table(measured["fleet"]))
-    return Section("esc10_api", "ESC-10 through the API: cnn clip accuracy by fold", TEXT,
+    return Section("esc10_api", "ESC-10 through the API: cnn clip accuracy by fold", text,
                    tables, measured)
 
 
