@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from bench import stack
-from bench.common import Clip, Context, Section, Table, fmt, read_manifest
+from bench.common import Clip, Context, Section, read_manifest
+from bench.esc10_api_progress import PROGRESS, RESUME_ENV, from_progress, log_line
+from bench.esc10_api_report import section, table
 
 FOLDS = (1, 2, 3, 4)
 QUICK_FOLDS = (1,)
@@ -37,8 +38,6 @@ CLASSIFIERS: tuple[Row, ...] = (
     ("cnn, transfer linear", "cnn", {"transfer": "linear"}),
     ("cnn, transfer fine_tune", "cnn", {"transfer": "fine_tune"}))
 QUICK_CLASSIFIERS: tuple[Row, ...] = (("logreg", "logreg", {}),)
-PROGRESS = "esc10_api_progress.jsonl"
-RESUME_ENV = "ESC10_API_RESUME"  # set: keep the progress log's finished (row, fold) pairs
 SPACING_S = 20  # one clip (5 s) every 20 s: no window holds two clips
 JOB_TIMEOUT_S = 3600.0
 PREDICT_TIMEOUT_S = 600.0
@@ -200,7 +199,7 @@ def measure(ctx: Context, chosen: tuple[Row, ...] | None = None,
     if before is None:
         progress.write_text("")  # this run's lines only
     else:
-        _log(progress, {"resumed": datetime.now(UTC).isoformat()})
+        log_line(progress, {"resumed": datetime.now(UTC).isoformat()})
     old = before["results"] if before else {}
     results: dict[str, Any] = {row: {"algorithm": name, "params": params,
                                      "folds": list(old.get(row, {}).get("folds", []))}
@@ -214,135 +213,20 @@ def measure(ctx: Context, chosen: tuple[Row, ...] | None = None,
             st.client(timeout_s=120.0) as client:
         if any(row in transfer for _, row in todo):
             fleet = fleet_embedding(client, ctx, by_fold)
-            _log(progress, {"fleet": fleet})
+            log_line(progress, {"fleet": fleet})
         # fold-major: an interrupted run still compares like with like
         for fold, row in todo:
             name, params = results[row]["algorithm"], results[row]["params"]
             found = one_fold(client, ctx, by_fold, fold, name, params)
             results[row]["folds"].append(found)
-            _log(progress, {"row": row, "classifier": name, "params": params, **found})
+            log_line(progress, {"row": row, "classifier": name, "params": params, **found})
     return {"folds": list(folds), "results": results, "fleet": fleet,
             "resumed": (before or {}).get("resumed", 0) + (before is not None)}
-
-
-def _log(path: Path, line: dict[str, Any]) -> None:
-    with path.open("a") as log:
-        log.write(json.dumps(line) + "\n")
-
-
-def from_progress(path: Path) -> dict[str, Any]:
-    """The measurement rebuilt from a run's progress log (a run stopped for time)."""
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    fleets = [line["fleet"] for line in lines if "fleet" in line]
-    fleet = fleets[-1] if fleets else None  # a resumed run retrains it
-    results: dict[str, Any] = {}
-    for line in (x for x in lines if "row" in x):
-        entry = results.setdefault(line["row"], {"algorithm": line["classifier"],
-                                                 "params": line["params"], "folds": []})
-        entry["folds"].append({k: v for k, v in line.items()
-                               if k not in ("row", "classifier", "params")})
-    folds = sorted({f["fold"] for r in results.values() for f in r["folds"]})
-    return {"folds": folds, "results": results, "fleet": fleet,
-            "resumed": sum(1 for line in lines if "resumed" in line)}
-
-
-def _per_100(run: dict[str, Any]) -> tuple[float, float]:
-    """Seconds per 100 training clips: the whole job (cross-validation and the final
-    fit), and one fit (the job's seconds over its cv folds + 1 fits)."""
-    whole = 100 * run["fit_s"] / run["train_clips"]
-    return whole, whole / (run["cv_folds"] + 1)
-
-
-def table(measured: dict[str, Any]) -> Table:
-    rows = []
-    for name, found in measured["results"].items():
-        runs = found["folds"]
-        if not runs:
-            continue
-        accs = [r["accuracy"] for r in runs]
-        per = [_per_100(r) for r in runs]
-        partial = "" if len(runs) == len(measured["folds"]) else \
-            f" (PARTIAL: test folds {', '.join(str(r['fold']) for r in runs)} only)"
-        rows.append([name + partial, fmt(float(np.mean(accs))),
-                     " / ".join(fmt(a) for a in accs),
-                     fmt(float(np.mean([r["cv_window_accuracy"] for r in runs]))),
-                     fmt(float(np.mean([p[0] for p in per]))),
-                     fmt(float(np.mean([p[1] for p in per]))),
-                     " / ".join(f"{r['predicted_windows']}/{r['test_windows']}"
-                                for r in runs)])
-    return Table(f"ESC-10 clip accuracy through the API, cross-validated by fold (test "
-                 f"folds {', '.join(map(str, measured['folds']))}; 80 test clips each)",
-                 ["classifier", "mean clip accuracy", "per test fold",
-                  "model's own CV window accuracy", "job s per 100 training clips",
-                  "one fit s per 100 clips", "test windows predicted"], rows)
-
-
-def fleet_table(fleet: dict[str, Any]) -> Table:
-    per_100 = 100 * fleet["fit_seconds"] / max(1, fleet["n_recordings"])
-    return Table("Fleet embedding the transfer rows start from (trained once by the service)",
-                 ["version", "recordings", "windows", "auxiliary task", "epochs", "fit s",
-                  "s per 100 recordings"],
-                 [[str(fleet["version"]), str(fleet["n_recordings"]), str(fleet["n_windows"]),
-                   str(fleet["aux_task"]), str(fleet["epochs"]), fmt(fleet["fit_seconds"]),
-                   fmt(per_100)]])
-
-
-TEXT = """
-Issue 14's goal measured the way a user gets it: for each test fold (ESC-10 folds 1-4 of
-the data dir, 80 clips each), one machine per row with one `logmel-v1` sensor (audio
-policy `keep`); the other three folds' 240 clips uploaded as they are on disk with
-`?label=<class>` (one clip every 20 s), `PUT /classifier {"algorithm": ..., "params": ...}`
-with the row's parameters (all others default), `POST /train {"target": "classifier"}` and
-the job awaited; then the test fold's clips uploaded without a class, and the scorer's
-window predictions read back with `GET /predictions`. A clip's class is the argmax of the
-mean of its windows' probabilities (the only computation outside the service). API, worker
-and scorer are `earshot` processes on the embedded database, one thread each (training
-concurrency 1).
-
-Rows: *cnn (defaults)* predicts with the fold ensemble (`fold_ensemble: true`, the default:
-the mean probabilities of the job's k grouped-CV fold models and its final model, k = 5
-here, so 6 networks; docs/classification.md, fold ensemble); *fold_ensemble false* is the
-final model alone (the previous default): same job, same fits, same seeds, only the
-prediction differs. *random_forest* on logmel-v1 is the reference. The transfer rows
-(`transfer: linear` / `fine_tune`, fold ensemble on) start from one fleet embedding the
-service trains before the folds (`POST /v1/fleet/embedding/train`, defaults) on all 320
-clips uploaded without a class to a library machine: as the service trains on all audio
-it holds, it sees the test folds' audio, never their labels (auxiliary task: the recording).
-
-*Job s per 100 training clips* is the model version's `fit_seconds` (the job's grouped
-cross-validation, whose window accuracy is the *model's own CV* column, plus the final fit)
-per 100 training clips; *one fit* divides it by the number of fits (cv folds + 1).
-*Test windows predicted*: predictions read / windows accepted (a window without all of its
-audio is not predicted). Each row has its own machine, and the bench checks that the model
-version it reads is the algorithm it trained. One test fold is 80 clips: a fold's accuracy
-has a standard error of ~0.045, a 4-fold mean ~0.02; the two cnn rows share their fits, so
-their difference is the ensemble's alone.
-"""
-
-
-RESUMED = """
-This run's stack was stopped from outside {n} time(s) (another job on the shared box) and
-resumed with `ESC10_API_RESUME=1`: the (row, test fold) pairs finished before were kept
-from the progress log and the rest ran on a fresh database; the transfer rows' fleet
-embedding was retrained there on the same clips with the same seed (the table shows the
-last training).
-"""
 
 
 def run(ctx: Context) -> Section:
     measured = measure(ctx)
     return section(measured)
-
-
-def section(measured: dict[str, Any]) -> Section:
-    text = TEXT
-    if measured.get("resumed"):
-        text += RESUMED.format(n=measured["resumed"])
-    tables = [table(measured)]
-    if measured.get("fleet"):
-        tables.append(fleet_table(measured["fleet"]))
-    return Section("esc10_api", "ESC-10 through the API: cnn clip accuracy by fold", text,
-                   tables, measured)
 
 
 if __name__ == "__main__":
