@@ -148,7 +148,7 @@ def fit_fold(data_path: str, kind: str, params: dict[str, Any], test_fold: int,
 
 
 CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
-    ("cnn, augmented (defaults)", "cnn", {}),
+    ("cnn, defaults (augmentation: time shift only)", "cnn", {}),
     ("cnn, no augmentation", "cnn", NO_AUGMENT),
     ("cnn, 20% of recordings held out for early stopping", "cnn",
      {"validation_fraction": 0.2}),
@@ -180,7 +180,7 @@ def _row(label: str, found: dict[str, Any], reference: float) -> list[str]:
     accs = [r["accuracy"] for r in runs]
     per_100 = [100 * r["fit_s"] / r["train_clips"] for r in runs]
     return [label, fmt(float(np.mean(accs))), " / ".join(fmt(a) for a in accs),
-            fmt(float(np.mean(per_100))), f"{np.mean(per_100) / reference:.0f}x"]
+            fmt(float(np.mean(per_100))), f"{np.mean(per_100) / reference:.2g}x"]
 
 
 def tables(measured: dict[str, Any]) -> list[Table]:
