@@ -29,11 +29,13 @@ from bench.esc10_api_report import section, table
 FOLDS = (1, 2, 3, 4)
 QUICK_FOLDS = (1,)
 # (row, algorithm, params); fold-major, so a run stopped for time has the first rows on
-# every fold it reached. The first two differ only in the fold ensemble.
+# every fold it reached. The first two differ only in the fold ensemble, the first and
+# third only in the augmentation (time shift, the default, or none).
 Row = tuple[str, str, dict[str, Any]]
 CLASSIFIERS: tuple[Row, ...] = (
     ("cnn (defaults)", "cnn", {}),
     ("cnn, fold_ensemble false", "cnn", {"fold_ensemble": False}),
+    ("cnn, no augmentation", "cnn", {"time_shift": False}),
     ("random_forest (reference)", "random_forest", {}),
     ("cnn, transfer linear", "cnn", {"transfer": "linear"}),
     ("cnn, transfer fine_tune", "cnn", {"transfer": "fine_tune"}))

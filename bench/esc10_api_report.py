@@ -67,7 +67,9 @@ Rows: *cnn (defaults)* predicts with the fold ensemble (`fold_ensemble: true`, t
 the mean probabilities of the job's k grouped-CV fold models and its final model, k = 5
 here, so 6 networks; docs/classification.md, fold ensemble); *fold_ensemble false* is the
 final model alone (the previous default): same job, same fits, same seeds, only the
-prediction differs. *random_forest* on logmel-v1 is the reference. The transfer rows
+prediction differs. *no augmentation* is the defaults with `time_shift: false` (time shift
+is the defaults' only augmentation): whether it earns its place through the API.
+*random_forest* on logmel-v1 is the reference. The transfer rows
 (`transfer: linear` / `fine_tune`, fold ensemble on) start from one fleet embedding the
 service trains before the folds (`POST /v1/fleet/embedding/train`, defaults) on all 320
 clips uploaded without a class to a library machine: as the service trains on all audio
@@ -79,8 +81,8 @@ per 100 training clips; *one fit* divides it by the number of fits (cv folds + 1
 *Test windows predicted*: predictions read / windows accepted (a window without all of its
 audio is not predicted). Each row has its own machine, and the bench checks that the model
 version it reads is the algorithm it trained. One test fold is 80 clips: a fold's accuracy
-has a standard error of ~0.045, a 4-fold mean ~0.02; the two cnn rows share their fits, so
-their difference is the ensemble's alone.
+has a standard error of ~0.045, a 4-fold mean ~0.02; the first two cnn rows share their
+fits (same data, same seeds), so their difference is the ensemble's alone.
 """
 
 
