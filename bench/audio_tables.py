@@ -170,19 +170,28 @@ same-run references and the CPU figures hold better.
 """
 
 
+def _per_core(cpu_per_audio_s: float) -> str:
+    """Audio seconds one core ingests per second; a tiny run's CPU time can fall under the
+    process clock's 10 ms tick and read 0."""
+    if cpu_per_audio_s <= 0:
+        return "too little CPU to measure (under the clock's tick) at this size"
+    return f"at most {fmt(1 / cpu_per_audio_s)} audio s per s per core"
+
+
 def verdict(raw: dict[str, Any]) -> str:
     cells = raw["ingest"]
     largest = max(c["clip_s"] for c in cells)
     big = {c["codec"]: c for c in cells if c["clip_s"] == largest}
     lines = [f"**Ingest** of a {_clip(largest)} clip: " + ", ".join(
         f"{codec} {fmt(c['api_rate'])} audio s per s (its COPY {fmt(c['copy_rate'])}; API CPU "
-        f"{fmt(c['api_cpu_per_audio_s'] * 60)} s per audio minute, so at most "
-        f"{fmt(1 / c['api_cpu_per_audio_s'])} audio s per s per core)"
+        f"{fmt(c['api_cpu_per_audio_s'] * 60)} s per audio minute, so "
+        f"{_per_core(c['api_cpu_per_audio_s'])})"
         for codec, c in big.items()) + "."]
     for codec, steps in raw["phases"].items():
         top = max(steps, key=lambda k: steps[k])
-        lines.append(f"- {codec}: {top} takes {steps[top] / sum(steps.values()):.0%} of an "
-                     f"upload's server time.")
+        total = sum(steps.values())
+        share = f"{steps[top] / total:.0%}" if total > 0 else "(unmeasurably little) all"
+        lines.append(f"- {codec}: {top} takes {share} of an upload's server time.")
     reads = raw["reads"]["flac"]
     longest = max(reads, key=lambda c: c["range_s"])
     lines.append(f"\n**A {_clip(longest['range_s'])} WAV** (FLAC) takes "

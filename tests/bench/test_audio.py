@@ -8,7 +8,7 @@ import io
 import soundfile as sf
 
 from bench import audio, audio_work
-from bench.audio_tables import render, sensor_day_rows
+from bench.audio_tables import _per_core, render, sensor_day_rows
 from bench.common import DATA_DIR
 
 TINY = audio.Plan(sizes_s=(1.0, 1.5, 2.0), repeats=1, ranges_s=(1.0, 2.0, 4.0), phase_s=1.0,
@@ -58,3 +58,9 @@ def test_the_whole_benchmark_at_a_tiny_size() -> None:
     text, tables = render(raw)
     assert "Ingest" in text and len(tables) == 7
     assert [row[0] for row in sensor_day_rows(raw)] == list(audio.CODECS)
+
+
+def test_a_run_too_small_for_the_cpu_clock_renders_without_dividing_by_zero() -> None:
+    # The process CPU clock ticks every 10 ms: a tiny CI-size upload can read 0 s of CPU.
+    assert "too little CPU to measure" in _per_core(0.0)
+    assert _per_core(0.01) == "at most 100 audio s per s per core"
