@@ -86,21 +86,20 @@ class Publisher:
 
     def publish_all(self, messages: Iterator[tuple[bytes, bytes]]) -> int:
         """Send (topic, payload) pairs as QoS 1 until the iterator ends; wait for all acks."""
-        sent, batch = 0, []
+        first, batch = self.sent, []
         for topic, payload in messages:
-            sent += 1
-            batch.append(publish_packet(topic, (sent - 1) % 65535 + 1, payload))
+            self.sent += 1
+            batch.append(publish_packet(topic, (self.sent - 1) % 65535 + 1, payload))
             if len(batch) >= SEND_BATCH:
                 self.sock.sendall(b"".join(batch))
                 batch = []
                 self._read_acks(block=False)
-                while sent - self.acked >= self.inflight:
+                while self.sent - self.acked >= self.inflight:
                     self._read_acks(block=True)
         if batch:
             self.sock.sendall(b"".join(batch))
-        while self.acked < sent:
-            self._read_acks(block=True)
-        return sent
+        self.wait_acked()
+        return self.sent - first
 
     def publish_one(self, topic: bytes, payload: bytes) -> None:
         """Send one QoS 1 message now (a paced sender); acknowledgements are counted as

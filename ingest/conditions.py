@@ -17,7 +17,8 @@ from ingest.errors import BatchValidationError, json_type_name
 CONDITION_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 _CONDITION = re.compile(CONDITION_PATTERN)
 # A condition given by attributes ("load=high,rpm=1800"): keys as the conditions API takes
-# them; values parsed as int, then float, else kept as text.
+# them, values as attribute_value reads them.
+AttributeValue = str | int | float | bool
 ATTRIBUTE_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 _ATTRIBUTE_PAIR = re.compile(r"([A-Za-z0-9_.\-]{1,64})=([^,=]+)")
 
@@ -33,20 +34,20 @@ def check_condition(value: object, where: str = "condition") -> str:
     return canonical_condition(value)[0]
 
 
-def canonical_condition(name: str) -> tuple[str, dict[str, str | int | float]]:
+def canonical_condition(name: str) -> tuple[str, dict[str, AttributeValue]]:
     """(the name to store, its attributes): a name spelled as attributes is stored in the
     one canonical form of attributes_name, any other name as it is."""
     attributes = condition_attributes(name)
     return (attributes_name(attributes) if attributes else name), attributes
 
 
-def condition_attributes(name: str) -> dict[str, str | int | float]:
+def condition_attributes(name: str) -> dict[str, AttributeValue]:
     """The attributes a condition name spells as `key=value` pairs joined by commas
     ("rpm=1800,load=high" -> {"rpm": 1800, "load": "high"}); {} for a plain name."""
     pairs = [_ATTRIBUTE_PAIR.fullmatch(part.strip()) for part in name.split(",")]
     if not all(pairs):
         return {}
-    found = [(m.group(1), _attribute_value(m.group(2).strip())) for m in pairs if m]
+    found = [(m.group(1), attribute_value(m.group(2).strip())) for m in pairs if m]
     keys = [k for k, _ in found]
     return dict(found) if len(set(keys)) == len(keys) else {}
 
@@ -58,13 +59,18 @@ def attributes_name(attributes: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(attributes.items()))[:200]
 
 
-def _attribute_value(text: str) -> str | int | float:
+def attribute_value(text: str) -> AttributeValue:
+    """One attribute value as text (a sensor's `rpm=1800`, the CLI's `--attr rpm=1800`) in
+    its JSON type: true/false (either case, as JSON or Python print them) a boolean, a
+    finite number that prints back as sent a number, anything else text."""
+    if text in ("true", "True", "false", "False"):
+        return text.lower() == "true"
     for parse in (int, float):
         try:
             number = parse(text)
         except ValueError:
             continue
-        # Only finite values that print back as sent: "1e3" and "01" stay text (names stay
-        # stable), "nan" and "inf" too (JSON has no such numbers).
+        # "1e3" and "01" stay text (names stay stable), "nan" and "inf" too (JSON has no
+        # such numbers).
         return number if str(number) == text and math.isfinite(number) else text
     return text

@@ -31,8 +31,7 @@ from ingest.api_cli import (
     time_arg,
     uuid_arg,
 )
-
-AttributeValue = str | int | float | bool
+from ingest.conditions import AttributeValue, attribute_value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,17 +52,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _value(text: str) -> AttributeValue:
-    if text in ("true", "false"):
-        return text == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def attributes(pairs: list[str]) -> dict[str, AttributeValue]:
     """``["rpm=1800", "load=high"]`` -> ``{"rpm": 1800, "load": "high"}``."""
     out: dict[str, AttributeValue] = {}
@@ -71,7 +59,7 @@ def attributes(pairs: list[str]) -> dict[str, AttributeValue]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise CommandError(2, f"--attr {pair!r} is not KEY=VALUE")
-        out[key] = _value(value)
+        out[key] = attribute_value(value)
     return out
 
 

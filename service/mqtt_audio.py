@@ -39,13 +39,13 @@ from ingest.mqtt import START_PROPERTY, parse_mqtt_url, shared_filter
 from ingest.mqtt_store import InvalidMessage, TopicPattern
 from ingest.mqtt_subscriber import AckingSubscriber
 from ingest.store import record_ingest_error
-from service import audio_ingest, logs
+from service import audio_ingest
 from service.audio_ingest import AudioUpload
-from service.db import make_pool
 from service.errors import NotFoundError, UnprocessableError
+from service.mqtt_bridge import open_bridge
 from service.queries import sensors as sensor_queries
 from service.queries.sensors import AudioPolicy, IngestTarget
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 log = logging.getLogger("earshot.audio_bridge")
 
@@ -182,14 +182,7 @@ class AudioBridge(AckingSubscriber):
 
 
 def main() -> None:
-    settings = get_settings()
-    logs.configure(settings.log_level)
-    try:
-        pool = make_pool(settings, max_size=2, autocommit=True)
-        bridge = AudioBridge(settings, pool)
-    except ValueError as exc:
-        raise SystemExit(f"earshot audio-bridge: {exc}") from exc
-
+    settings, pool, bridge = open_bridge("audio-bridge", AudioBridge)
     log.info("bridging audio %s from %s", settings.mqtt_audio_topic,
              parse_mqtt_url(settings.mqtt_url))
     bridge.serve(pool)

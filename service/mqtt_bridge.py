@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Callable
+from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 from psycopg_pool import ConnectionPool
@@ -39,6 +41,7 @@ from service.db import make_pool
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("earshot.bridge")
+B = TypeVar("B")
 
 RECEIVE_MAXIMUM = 256
 QUEUE_SIZE = 2 * RECEIVE_MAXIMUM
@@ -120,15 +123,21 @@ class Bridge(AckingSubscriber):
                     self._acks((m.generation, m.mid, m.qos) for m in group)
 
 
-def main() -> None:
+def open_bridge(command: str, build: Callable[[Settings, ConnectionPool], B]
+                ) -> tuple[Settings, ConnectionPool, B]:
+    """The settings, a small pool and the bridge `build` makes, for `earshot <command>`;
+    a bad setting (URL, topic) exits with what to fix."""
     settings = get_settings()
     logs.configure(settings.log_level)
     try:
         pool = make_pool(settings, max_size=2, autocommit=True)
-        bridge = Bridge(settings, pool)
+        return settings, pool, build(settings, pool)
     except ValueError as exc:
-        raise SystemExit(f"earshot bridge: {exc}") from exc
+        raise SystemExit(f"earshot {command}: {exc}") from exc
 
+
+def main() -> None:
+    settings, pool, bridge = open_bridge("bridge", Bridge)
     log.info("bridging %s from %s as client %s", settings.mqtt_topic,
              parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id)
     bridge.serve(pool)

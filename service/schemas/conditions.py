@@ -11,13 +11,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from ingest.conditions import (
     ATTRIBUTE_KEY_PATTERN,
     CONDITION_PATTERN,
+    AttributeValue,
     attributes_name,
     canonical_condition,
 )
 from service.schemas.common import Page
 
 ConditionName = Annotated[str, StringConstraints(pattern=CONDITION_PATTERN)]
-AttributeValue = str | int | float | bool
 MAX_ATTRIBUTES = 32
 
 

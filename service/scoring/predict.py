@@ -19,7 +19,6 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import sklearn
-from cachetools import LRUCache
 
 from ingest.store import decode_vectors
 from service.classification import notify
@@ -39,39 +38,6 @@ def default_loader(conn: psycopg.Connection, machine_id: UUID) -> Any:
     from service.training.models import load_active
 
     return load_active(conn, machine_id, TARGET)
-
-
-class ClassifierCache:
-    """Active classifiers per machine, reloaded only when the active version changes (or
-    after the machine fell out of the bounded cache)."""
-
-    def __init__(self, loader: ClassifierLoader = default_loader, maxsize: int = 2000) -> None:
-        self._loader = loader
-        # Bounded like the scorer's detectors: the least recently used are reloaded.
-        self._loaded: LRUCache[UUID, Any] = LRUCache(maxsize=maxsize)
-
-    def for_batches(self, conn: psycopg.Connection,
-                    batches: list[q.ClaimedBatch]) -> dict[UUID, Any]:
-        wanted = {b.machine_id: b.classifier_version for b in batches
-                  if b.machine_id is not None and b.classifier_version is not None}
-        found: dict[UUID, Any] = {}
-        for machine_id, version in wanted.items():
-            cached = self._loaded.get(machine_id)
-            if cached is None or cached.version != version:
-                cached = self._load(conn, machine_id)
-            if cached is not None:
-                self._loaded[machine_id] = found[machine_id] = cached
-        return found
-
-    def _load(self, conn: psycopg.Connection, machine_id: UUID) -> Any:
-        try:
-            with conn.transaction():
-                return self._loader(conn, machine_id)
-        except Exception:
-            # Like an unloadable detector: this machine's windows go unpredicted, every
-            # other machine's are still served.
-            log.exception("cannot load the active classifier", extra={"machine_id": machine_id})
-            return None
 
 
 def usable(batch: q.ClaimedBatch, classifiers: dict[UUID, Any]) -> bool:

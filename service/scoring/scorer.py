@@ -24,12 +24,12 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import sklearn
-from cachetools import LRUCache
 
 from ingest.store import decode_vectors
 from service.alerting import hooks
 from service.queries import scores as q
 from service.scoring import copy, predict
+from service.scoring.model_cache import MachineModels
 
 log = logging.getLogger("earshot.scoring")
 _ONE_US = timedelta(microseconds=1)
@@ -84,11 +84,11 @@ class Scorer:
                  model_cache: int = 2000) -> None:
         self.chunk_windows = chunk_windows
         self.claim_rows = claim_rows
-        self._loader = loader
-        # Least recently used machines' models go first (Settings.scoring_model_cache).
-        self._models: LRUCache[UUID, ActiveModel] = LRUCache(maxsize=model_cache)
+        self._models = MachineModels("detector", loader, lambda b: b.active_version,
+                                     model_cache)
         self._mean_batch = 0.0  # windows per claimed batch, smoothed
-        self._classifiers = predict.ClassifierCache(classifier_loader, model_cache)
+        self._classifiers = MachineModels("classifier", classifier_loader,
+                                          lambda b: b.classifier_version, model_cache)
 
     def step(self, conn: psycopg.Connection) -> StepResult:
         """Run one iteration in its own transaction on `conn`."""
@@ -99,7 +99,7 @@ class Scorer:
             if not claimed:
                 return StepResult()
             self._learn_batch_size(claimed)
-            models = self._models_for(conn, claimed)
+            models = self._models.for_batches(conn, claimed)
             classifiers = self._classifiers.for_batches(conn, claimed)
             usable = [b for b in claimed
                       if _usable(b, models) or predict.usable(b, classifiers)]
@@ -131,32 +131,6 @@ class Scorer:
     def _learn_batch_size(self, claimed: list[q.ClaimedBatch]) -> None:
         mean = sum(max(b.n, 1) for b in claimed) / len(claimed)
         self._mean_batch = mean if self._mean_batch <= 0 else 0.8 * self._mean_batch + 0.2 * mean
-
-    def _models_for(self, conn: psycopg.Connection,
-                    batches: list[q.ClaimedBatch]) -> dict[UUID, ActiveModel]:
-        """The active model of every machine in `batches`, reloaded only when the active
-        version changed since this scorer last loaded it, or it fell out of the cache."""
-        wanted = {b.machine_id: b.active_version for b in batches
-                  if b.machine_id is not None and b.active_version is not None}
-        models: dict[UUID, ActiveModel] = {}
-        for machine_id, version in wanted.items():
-            cached = self._models.get(machine_id)
-            if cached is None or cached.version != version:
-                cached = self._load(conn, machine_id)
-            if cached is not None:
-                self._models[machine_id] = cached
-                models[machine_id] = cached
-        return models
-
-    def _load(self, conn: psycopg.Connection, machine_id: UUID) -> ActiveModel | None:
-        try:
-            with conn.transaction():
-                return self._loader(conn, machine_id)
-        except Exception:
-            # An unloadable model (e.g. a tampered artifact) must not block every other
-            # machine's scoring: its batches are retired unscored, and the error logged.
-            log.exception("cannot load the active detector", extra={"machine_id": machine_id})
-            return None
 
 
 def in_order(conn: psycopg.Connection, claimed: list[q.ClaimedBatch]) -> list[q.ClaimedBatch]:

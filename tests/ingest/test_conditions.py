@@ -33,8 +33,9 @@ def test_a_name_spelled_as_attributes_gets_one_canonical_form() -> None:
 
 @pytest.mark.parametrize(("text", "value"), [("1800", 1800), ("-2", -2), ("0.25", 0.25),
                                              ("01", "01"), ("1e3", "1e3"), ("nan", "nan"),
-                                             ("inf", "inf"), ("high", "high")])
-def test_attribute_values_are_numbers_only_when_they_print_back_as_sent(
+                                             ("inf", "inf"), ("high", "high"),
+                                             ("true", True), ("False", False)])
+def test_attribute_values_are_booleans_or_numbers_only_when_they_print_back_as_sent(
         text: str, value: object) -> None:
     assert condition_attributes(f"x={text}") == {"x": value}
 
