@@ -1,6 +1,6 @@
 """`cnn`: a small convolutional network on log-mel spectrograms of audio clips, as a
-scikit-learn classifier (skorch underneath: the training loop, early stopping with the
-best epoch restored, and pickling are skorch's).
+scikit-learn classifier (skorch underneath: the training loop and early stopping with the
+best epoch restored are skorch's; a pickle keeps only the network's weights).
 
 ``fit(X, y, groups=None)``: X is ``(n, samples)`` mono 16 kHz float audio of one length
 (see :mod:`detectors.audio_nets`), y the class of each clip, groups the recording each clip
@@ -36,6 +36,8 @@ from .errors import DetectorError
 # quantisation noise (~2e-5 dithered), so no microphone signal. It carries no class: it is
 # left out of training and predicted as the uniform distribution (no evidence).
 SILENT_RMS = 1e-5
+# The pickled state's key for the network weights (see CNNClassifier.__getstate__).
+_WEIGHTS = "_net_weights"
 
 
 def silent(clips: NDArray[Any]) -> NDArray[np.bool_]:
@@ -139,6 +141,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 "random_state": self.random_state,
                 "max_train_seconds": self.max_train_seconds}
 
+    def _make_net(self, holdout: Dataset | None) -> NeuralNetClassifier:
+        return make_net({"width": self.width, "embedding_dim": self.embedding_dim,
+                         "dropout": self.dropout}, self._loop_params(), self.classes_.size,
+                        holdout, "cnn")
+
     def fit(self, X: ArrayLike, y: ArrayLike, groups: ArrayLike | None = None) -> Self:
         started = time.perf_counter()
         clips = np.asarray(X)
@@ -159,9 +166,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         split = grouped_holdout(codes, g, self.validation_fraction, self.random_state)
         holdout = None if split is None else Dataset(power[split[1]], codes[split[1]])
         rows = np.arange(len(codes)) if split is None else split[0]
-        self.net_ = make_net({"width": self.width, "embedding_dim": self.embedding_dim,
-                              "dropout": self.dropout}, self._loop_params(),
-                             self.classes_.size, holdout, "cnn")
+        self.net_ = self._make_net(holdout)
         self.net_.initialize()
         if self.pretrained is not None:
             self.pretrained.copy_body_to(self.net_.module_)
@@ -170,6 +175,31 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.validated_ = split is not None
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickle (the classifier artifact, k + 1 of them in a fold ensemble) keeps what
+        # prediction needs: the network's weights and buffers, not the skorch wrapper,
+        # whose AdamW moments (twice the weights, once more through the LR scheduler
+        # callback), early-stopping copy of the best weights and per-batch history
+        # made a network's artifact ~5x its weights. The fitted object in memory keeps
+        # them (the fleet embedding reads the history after fit).
+        state = dict(super().__getstate__())
+        net = state.pop("net_", None)
+        if net is not None:
+            state[_WEIGHTS] = {k: v.detach().clone()
+                               for k, v in net.module_.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop(_WEIGHTS, None)
+        super().__setstate__(state)  # a pickle from before keeps its whole net_
+        if weights is not None:
+            self.net_ = self._make_net(None)
+            # initialize() draws starting weights (overwritten below) from torch's global
+            # generator: loading a model must not move another fit's seeded stream.
+            with torch.random.fork_rng(devices=[]):
+                self.net_.initialize()
+            self.net_.module_.load_state_dict(weights)
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self, "net_")
