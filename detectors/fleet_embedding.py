@@ -91,14 +91,23 @@ def embed(module: WaveformEmbedder, windows: NDArray[Any]) -> NDArray[np.float32
         np.empty((0, FLEET_DIM), np.float32)
 
 
+def _payload(module: SmallCNN, width: int, embedding_dim: int) -> dict[str, Any]:
+    """A network's weights and shape: tensors and plain values only."""
+    return {"format": FORMAT, "width": width, "embedding_dim": embedding_dim,
+            "n_classes": int(module.head.out_features),
+            "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}
+
+
+def _embedder(payload: dict[str, Any]) -> WaveformEmbedder:
+    network = SmallCNN(payload["n_classes"], payload["width"], payload["embedding_dim"])
+    network.load_state_dict(payload["state"])
+    return WaveformEmbedder(network).eval()
+
+
 def dump(net: EmbeddingNet) -> bytes:
     """The network's weights and shape as a torch file (tensors and plain values only)."""
-    module: SmallCNN = net.net_.module_
-    payload = {"format": FORMAT, "width": net.width, "embedding_dim": net.embedding_dim,
-               "n_classes": int(module.head.out_features),
-               "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(_payload(net.net_.module_, net.width, net.embedding_dim), buffer)
     return buffer.getvalue()
 
 
@@ -110,9 +119,7 @@ def load(blob: bytes) -> WaveformEmbedder:
         raise ArtifactError(f"not a fleet embedding artifact: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtifactError("not a fleet embedding artifact (format)")
-    network = SmallCNN(payload["n_classes"], payload["width"], payload["embedding_dim"])
-    network.load_state_dict(payload["state"])
-    return WaveformEmbedder(network).eval()
+    return _embedder(payload)
 
 
 def to_onnx(module: WaveformEmbedder) -> bytes:
@@ -138,6 +145,22 @@ class FleetPretrained:
         self.module, self.version = module, version
         self.width = int(module.network.state_dict()["body.0.weight"].shape[0])
         self.embedding_dim = int(module.network.head.in_features)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The network's weights only: the front end's fixed STFT kernels (4 MB, rebuilt
+        # the same by LogMelFrontEnd()) would otherwise be pickled with every classifier
+        # that starts from this version, once per fold-ensemble member.
+        network: SmallCNN = self.module.network
+        return {"version": self.version,
+                "network": _payload(network, self.width, self.embedding_dim)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "network" not in state:  # a pickle from before holds the whole module
+            self.__dict__.update(state)
+            return
+        payload = state["network"]
+        self.module, self.version = _embedder(payload), state["version"]
+        self.width, self.embedding_dim = payload["width"], payload["embedding_dim"]
 
     def embed(self, X: Any) -> NDArray[np.float32]:
         """``(n, 16000)`` clips (the classifier's 1 s windows) -> ``(n, 64)``."""

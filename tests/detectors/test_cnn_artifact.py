@@ -1,8 +1,9 @@
 """What a pickled `cnn` keeps (detectors.cnn.CNNClassifier.__getstate__): the network's
-weights, not skorch's optimizer state, callbacks and history. Predictions after the
-artifact round trip are bit-identical, the artifact is a fraction of the whole fitted
-object, a pickle of the earlier layout (the whole skorch net) still loads, and loading
-leaves torch's global random stream where it was."""
+weights, not skorch's optimizer state, callbacks and history; a fleet embedding version
+(the transfer options' starting point, pickled with every member) its network, not its
+fixed front end. Predictions after the artifact round trip are bit-identical, the
+artifact is a fraction of the whole fitted object, a pickle of the earlier layout still
+loads, and loading leaves torch's global random stream where it was."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator
 
-from detectors import classifier_artifact, classifiers
+from detectors import classifier_artifact, classifiers, fleet_embedding
 from detectors.cnn import CNNClassifier
 from detectors.embedding_net import EmbeddingNet
+from detectors.fleet_embedding import FleetPretrained
 from detectors.fold_ensemble import FoldEnsemble
 
 TINY = {"max_epochs": 3, "patience": 2, "width": 8}
@@ -87,3 +89,24 @@ def test_fine_tuned_cnn_and_its_embedding_round_trip() -> None:
     assert np.array_equal(again.predict_proba(x), tuned.predict_proba(x))
     assert np.array_equal(again.pretrained.embed(x), net.embed(x))
     assert net.net_.history[-1, "train_loss"] > 0  # in memory the history stays
+
+
+def test_a_fleet_embedding_pickles_its_weights_not_its_front_end() -> None:
+    x, y, g = tones()
+    net = EmbeddingNet(**{**TINY, "width": 16}).fit(x, g.astype(str))
+    pretrained = FleetPretrained(fleet_embedding.load(fleet_embedding.dump(net)), 3)
+    again = pickle.loads(pickle.dumps(pretrained))
+    assert (again.version, again.width, again.embedding_dim) == (3, 16, 64)
+    assert np.array_equal(again.embed(x), pretrained.embed(x))
+    front = pretrained.module.front.kernels
+    assert len(pickle.dumps(pretrained)) < front.numel() * front.element_size() / 10
+    old = pickle.dumps(pretrained.__dict__)  # the earlier layout: the whole module
+    restored = FleetPretrained.__new__(FleetPretrained)
+    restored.__setstate__(pickle.loads(old))
+    assert np.array_equal(restored.embed(x), pretrained.embed(x))
+    tuned = classifiers.fit("cnn", {**TINY, "width": 16, "transfer": "fine_tune"}, x, y, g,
+                            pretrained=pretrained)
+    blob, digest = classifier_artifact.dump(tuned.pipeline, "cnn", {"input": "audio"})
+    loaded, _ = classifier_artifact.load(blob, digest)
+    assert np.array_equal(loaded.predict_proba(x), tuned.pipeline.predict_proba(x))
+    assert len(blob) < 2_000_000  # 6 networks and their 6 starting points, no front ends
