@@ -33,10 +33,10 @@ from ingest.client import (
     SensorClient,
     retry_after_seconds,
 )
-from ingest.client_cli import stream
 from ingest.codec import to_rfc3339
 from ingest.features import embed
 from ingest.playback import back_to_back, find_recordings
+from ingest.sensor_replay import stream
 from ingest.store import read_windows
 from service.db import make_pool
 from service.mqtt_bridge import Bridge
