@@ -1,8 +1,9 @@
 """Real processes for end-to-end tests: the API under uvicorn and a project-owned Mosquitto,
-each on a free 127.0.0.1 port, started and stopped by the test that owns them.
+each on a free 127.0.0.1 port, and the MQTT bridges (`earshot bridge`, `earshot
+audio-bridge`), started and stopped by the test that owns them.
 
-Use the fixtures (`live_api`, `mosquitto`) from a conftest or test module, or the classes
-directly when a test needs to start a process late or restart it mid-test.
+Use the fixtures (`live_api`, `mosquitto`) from a conftest or test module, `bridge_process`,
+or the classes directly when a test needs to start a process late or restart it mid-test.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -150,6 +153,59 @@ class Mosquitto:
         if self.proc is not None:
             stop_process(self.proc)
         wait_until(lambda: not port_open(self.port), STOP_TIMEOUT_S, "Mosquitto to stop")
+
+
+class BridgeProcess:
+    """`earshot <command>` (`bridge` or `audio-bridge`) in a subprocess against the test's
+    database and `broker`, logging to `log`; tests kill and restart it to inject faults."""
+
+    def __init__(self, settings: Settings, broker: Mosquitto, log: Path,
+                 command: str = "bridge", wait_s: float = START_TIMEOUT_S) -> None:
+        self.command, self.log, self.wait_s = command, log, wait_s
+        self._env = service_env(settings, EARSHOT_MQTT_URL=broker.url,
+                                EARSHOT_MQTT_CLIENT_ID=f"{command}-{uuid.uuid4().hex[:8]}",
+                                EARSHOT_LOG_LEVEL="INFO")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", self.command],
+                                         cwd=ROOT, env=self._env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def wait_subscribed(self, times: int = 1) -> None:
+        """Until the log shows the `times`-th subscription (one per start): messages
+        published before the bridge's session first subscribed go nowhere."""
+        wait_until(lambda: self.log_text().count("subscribed to") >= times, self.wait_s,
+                   f"`earshot {self.command}` to subscribe")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup; whatever was received but not acknowledged is in flight."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextmanager
+def bridge_process(settings: Settings, broker: Mosquitto, log: Path, command: str = "bridge",
+                   wait_s: float = START_TIMEOUT_S) -> Iterator[BridgeProcess]:
+    """A started and subscribed :class:`BridgeProcess`, stopped on the way out with its log
+    tail printed (pytest shows it when the test failed)."""
+    process = BridgeProcess(settings, broker, log, command, wait_s)
+    process.start()
+    try:
+        process.wait_subscribed()
+        yield process
+    finally:
+        process.stop()
+        print(process.log_text()[-4000:])
 
 
 @pytest.fixture

@@ -6,12 +6,9 @@ with its windows, each chunk once."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from uuid import UUID
 
@@ -31,54 +28,23 @@ from tests.faults.audio_uploads import (
     uploads,
 )
 from tests.faults.procs import ADMIN, PrivateCluster, remove_cluster, traversable_tmpdir
-from tests.live import ROOT, Mosquitto, service_env, stop_process, wait_until
+from tests.live import BridgeProcess, Mosquitto, bridge_process, wait_until
 
 MESSAGES = 15
 KILLS = 2
 WAIT_S = 240.0
 
 
-class AudioBridgeProcess:
-    def __init__(self, settings: Settings, broker: Mosquitto, log: Path) -> None:
-        self.env = service_env(settings, EARSHOT_MQTT_URL=broker.url, EARSHOT_LOG_LEVEL="INFO",
-                               EARSHOT_MQTT_CLIENT_ID=f"b-{uuid.uuid4().hex[:8]}")
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "audio-bridge"],
-                                         cwd=ROOT, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-
-    def wait_subscribed(self, times: int) -> None:
-        wait_until(lambda: self.text().count("subscribed to") >= times, WAIT_S,
-                   "the audio bridge to subscribe")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+def audio_bridge(settings: Settings, broker: Mosquitto, log_dir: Path
+                 ) -> AbstractContextManager[BridgeProcess]:
+    return bridge_process(settings, broker, log_dir / "audio-bridge.log", "audio-bridge",
+                          WAIT_S)
 
 
 @pytest.fixture
-def bridge(settings: Settings, mosquitto: Mosquitto,
-           tmp_path: Path) -> Iterator[AudioBridgeProcess]:
-    process = AudioBridgeProcess(settings, mosquitto, tmp_path / "audio-bridge.log")
-    process.start()
-    try:
-        process.wait_subscribed(1)
+def bridge(settings: Settings, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[BridgeProcess]:
+    with audio_bridge(settings, mosquitto, tmp_path) as process:
         yield process
-    finally:
-        process.stop()
-        print(process.text()[-4000:])  # shown by pytest when the test failed
 
 
 def chunks(conn: psycopg.Connection, sensor_id: UUID) -> int:
@@ -97,7 +63,7 @@ def check_lossless(conn: psycopg.Connection, sensor_id: UUID, upload: Upload) ->
 @pytest.mark.slow
 def test_sigkilled_audio_bridge_stores_every_message_once(
         admin: TestClient, conn: psycopg.Connection, mosquitto: Mosquitto,
-        bridge: AudioBridgeProcess) -> None:
+        bridge: BridgeProcess) -> None:
     conn.autocommit = True  # every poll sees the bridge's latest commits
     sensor_id = make_sensor(admin)
     work = uploads(MESSAGES)
@@ -116,9 +82,9 @@ def test_sigkilled_audio_bridge_stores_every_message_once(
     for upload in work:
         if upload.lossless:
             check_lossless(conn, sensor_id, upload)
-    assert "dead-lettered" not in bridge.text()
+    assert "dead-lettered" not in bridge.log_text()
     print(f"\n{KILLS} kills; redelivered messages found already held: "
-          f"{bridge.text().count('already held')}")
+          f"{bridge.log_text().count('already held')}")
 
 
 def make_sensor(admin: TestClient) -> UUID:
@@ -152,10 +118,7 @@ def test_database_outage_under_the_audio_bridge_acks_nothing_until_stored(
         cluster: PrivateCluster, mosquitto: Mosquitto, tmp_path: Path) -> None:
     with TestClient(create_app(cluster.settings), headers=ADMIN) as admin:
         sensor_id = make_sensor(admin)
-    bridge = AudioBridgeProcess(cluster.settings, mosquitto, tmp_path / "audio-bridge.log")
-    bridge.start()
-    try:
-        bridge.wait_subscribed(1)
+    with audio_bridge(cluster.settings, mosquitto, tmp_path) as bridge:
         work = uploads(8, hours_ago=3.0)
         with psycopg.connect(cluster.settings.resolved_database_url(), autocommit=True) as db:
             publish(mosquitto, sensor_id, work[:2])
@@ -163,7 +126,7 @@ def test_database_outage_under_the_audio_bridge_acks_nothing_until_stored(
         cluster.stop()
         try:
             publish(mosquitto, sensor_id, work[2:])  # the broker keeps them for the bridge
-            wait_until(lambda: "retrying" in bridge.text(), WAIT_S, "the bridge to retry")
+            wait_until(lambda: "retrying" in bridge.log_text(), WAIT_S, "the bridge to retry")
         finally:
             cluster.start()
         with psycopg.connect(cluster.settings.resolved_database_url(), autocommit=True) as db:
@@ -171,10 +134,7 @@ def test_database_outage_under_the_audio_bridge_acks_nothing_until_stored(
             time.sleep(2.0)
             assert all(check_whole_or_nothing(db, str(sensor_id), work))
             assert duplicate_chunk_rows(db, str(sensor_id)) == 0
-        assert "dead-lettered" not in bridge.text()
-    finally:
-        bridge.stop()
-        print(bridge.text()[-3000:])
+        assert "dead-lettered" not in bridge.log_text()
 
 
 def _us(upload: Upload) -> int:

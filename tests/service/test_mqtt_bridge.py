@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -37,45 +34,11 @@ from service import security
 from service.settings import Settings
 from tests import db as test_db
 from tests.conftest import DATA_DIR
-from tests.live import ROOT, Mosquitto, service_env, stop_process, wait_until
+from tests.live import BridgeProcess, Mosquitto, bridge_process, wait_until
 
 BLDC_16K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1450rpm.wav"
 DIM = 128
 WAIT_S = 60.0
-
-
-class BridgeProcess:
-    """`earshot bridge` in a subprocess, against the test database and broker."""
-
-    def __init__(self, settings: Settings, broker: Mosquitto, log_dir: Path) -> None:
-        self._env = service_env(settings, EARSHOT_MQTT_URL=broker.url,
-                                EARSHOT_MQTT_CLIENT_ID=f"bridge-{uuid.uuid4().hex[:8]}",
-                                EARSHOT_LOG_LEVEL="INFO")
-        self._log = log_dir / "bridge.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self._log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "bridge"],
-                                         cwd=ROOT, env=self._env, stdout=log,
-                                         stderr=subprocess.STDOUT)
-
-    def wait_subscribed(self, times: int = 1) -> None:
-        # Messages published before the bridge's session first subscribed go nowhere.
-        wait_until(lambda: self.log_text().count("subscribed to") >= times, WAIT_S,
-                   "the bridge to subscribe")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-    def log_text(self) -> str:
-        return self._log.read_text(errors="replace")
 
 
 class Publisher:
@@ -116,14 +79,8 @@ def db(conn: psycopg.Connection) -> psycopg.Connection:
 
 @pytest.fixture
 def bridge(settings: Settings, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[BridgeProcess]:
-    process = BridgeProcess(settings, mosquitto, tmp_path)
-    process.start()
-    process.wait_subscribed()
-    try:
+    with bridge_process(settings, mosquitto, tmp_path / "bridge.log", wait_s=WAIT_S) as process:
         yield process
-    finally:
-        process.stop()
-        print(process.log_text()[-4000:])  # shown by pytest when the test failed
 
 
 @pytest.fixture
