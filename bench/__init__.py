@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.scaling",
     "bench.esc10_cnn",
     "bench.fleet_embedding",
+    "bench.robust_features",
     "bench.esc10_ablation",
     "bench.esc10_api",
     "bench.soak",

@@ -250,8 +250,16 @@ def concat_audio(paths: Sequence[str], seconds: float, data_dir: Path = DATA_DIR
     return np.concatenate(parts)[:needed]
 
 
+def windows_at_hop(y: np.ndarray, hop_s: float) -> np.ndarray:
+    """1 s windows ``(n, SR)`` of 16 kHz samples ``y`` starting every ``hop_s`` seconds
+    (overlapping when ``hop_s < 1``); none when ``y`` is shorter than one window."""
+    if y.shape[0] < SR:
+        return np.empty((0, SR), np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(y, SR)[:: round(hop_s * SR)]
+    return np.ascontiguousarray(view)
+
+
 def logmel_at_hop(clip: Clip | str, hop_s: float, data_dir: Path = DATA_DIR) -> np.ndarray:
     """logmel-v1 vectors of 1 s windows starting every ``hop_s`` seconds (overlapping when
     ``hop_s < 1``); each vector is exactly what logmel-v1 gives for that window."""
-    frames = np.lib.stride_tricks.sliding_window_view(load_16k(clip, data_dir), SR)
-    return embed_windows(np.ascontiguousarray(frames[:: round(hop_s * SR)]))
+    return embed_windows(windows_at_hop(load_16k(clip, data_dir), hop_s))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bench import common
-from bench.common import SR, Section, Table, fmt
+from bench.common import Section, Table, fmt
 from bench.quality import ScoredRecording, evaluate_scores
 from bench.robust_audio import NORMALISED, load_variant
 from bench.robustness import Case, bldc_speed_cases, dcase2023_cases, dev_cases
@@ -36,13 +36,6 @@ EPOCHS = 15
 MAX_FLEET_WINDOWS = 3000
 
 
-def _frames(y: np.ndarray, hop_s: float) -> np.ndarray:
-    if y.shape[0] < SR:
-        return np.empty((0, SR), np.float32)
-    view = np.lib.stride_tricks.sliding_window_view(y, SR)[:: round(hop_s * SR)]
-    return np.ascontiguousarray(view, dtype=np.float32)
-
-
 def _cases(data_dir: Path, quick: bool) -> list[Case]:
     dev = [c for c in dev_cases(data_dir) if c.group != "DCASE2023"]
     cases = dev + dcase2023_cases(data_dir, few_shot=True) + \
@@ -50,11 +43,16 @@ def _cases(data_dir: Path, quick: bool) -> list[Case]:
     return list({c.group: c for c in cases}.values()) if quick else cases
 
 
+def _frames(clip: Any, hop_s: float, data_dir: Path) -> np.ndarray:
+    y = load_variant(clip, NORMALISED, data_dir)
+    return common.windows_at_hop(y, hop_s).astype(np.float32, copy=False)
+
+
 def _fleet(cases: list[Case], data_dir: Path, epochs: int) -> tuple[Any, dict[str, Any]]:
     clips, labels, groups = [], [], []
     for case in cases:
         for k, (clip, condition) in enumerate(case.train):
-            frames = _frames(load_variant(clip, NORMALISED, data_dir), FLEET_HOP_S)
+            frames = _frames(clip, FLEET_HOP_S, data_dir)
             clips.append(frames)
             labels += [f"{case.name}/{condition}"] * len(frames)
             groups += [f"{case.name}/{k}"] * len(frames)
@@ -75,11 +73,11 @@ def _embedders(module: Any) -> dict[str, Any]:
 
 
 def _case_metrics(case: Case, embed: Any, data_dir: Path) -> dict[str, dict[str, float]]:
-    parts = [(embed(_frames(load_variant(c, NORMALISED, data_dir), TRAIN_HOP_S)), cond)
+    parts = [(embed(_frames(c, TRAIN_HOP_S, data_dir)), cond)
              for c, cond in case.train]
     X = np.concatenate([p for p, _ in parts])
     conditions = np.concatenate([[cond] * len(p) for p, cond in parts])
-    tests = [(c, bad, embed(_frames(load_variant(c, NORMALISED, data_dir), 1.0)))
+    tests = [(c, bad, embed(_frames(c, 1.0, data_dir)))
              for c, bad in case.test]
     out = {}
     for name in DETECTORS:
