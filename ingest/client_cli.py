@@ -6,13 +6,13 @@
     earshot sensor stream --url ... --sensor-id ID --token est_... --embedding fleet-v3 PATH
     earshot sensor upload --url ... --sensor-id ID --token est_... --baseline FOLDER
 
-`stream` computes logmel-v1 locally window by window (with --embedding fleet-v<N>: the
-learned fleet embedding, from its ONNX model downloaded from --url and checked against its
-SHA-256, run with onnxruntime) and sends batches (HTTP binary, or MQTT QoS 1), with
---send-audio also the audio they came from (FLAC chunks, over HTTP or to the sensor's MQTT
-audio topic); `upload` posts each file to the audio endpoint. Both retry while the service
-is unreachable and are safe to re-run with the same --start: stored windows and audio are
-deduplicated.
+`stream` computes logmel-v1 locally window by window (--embedding logmel-gwrp-v1: the
+pooled built-in kind; fleet-v<N>: the learned fleet embedding, from its ONNX model
+downloaded from --url and checked against its SHA-256, run with onnxruntime) and sends
+batches (HTTP binary, or MQTT QoS 1), with --send-audio also the audio they came from (FLAC
+chunks, over HTTP or to the sensor's MQTT audio topic); `upload` posts each file to the
+audio endpoint. Both retry while the service is unreachable and are safe to re-run with
+the same --start: stored windows and audio are deduplicated.
 The token may also come from EARSHOT_SENSOR_TOKEN (keeps it out of the process list).
 
 Exit status: 0 done, 1 refused (HTTP 4xx, or the MQTT broker's ACL), 2 bad arguments,
@@ -38,9 +38,13 @@ from ingest.client import (
     ServiceUnavailableError,
 )
 from ingest.codec import now_us, parse_rfc3339, to_rfc3339
-from ingest.features import LOGMEL_V1, embed_windows, fleet_version
-from ingest.playback import find_recordings, total_duration_us
+from ingest.features import EMBEDDINGS, LOGMEL_V1, WINDOW_EMBEDDERS, fleet_version
+from ingest.playback import SPEC, find_recordings, total_duration_us
 from ingest.sensor_replay import Embed, Totals, stream, upload
+
+# Built-in kinds on the playback's window grid (1 s hop): computed here window by window.
+LOCAL_KINDS = tuple(kind for kind, spec in EMBEDDINGS.items()
+                    if (spec.window_s, spec.hop_s) == (SPEC.window_s, SPEC.hop_s))
 
 
 def _start_us(text: str | None, default_us: int) -> int:
@@ -88,8 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--audio-chunk-s", type=float, default=10.0, metavar="SECONDS",
                    help="with --send-audio: seconds of audio per request (default 10)")
     s.add_argument("--embedding", default=LOGMEL_V1, metavar="KIND",
-                   help="logmel-v1 (default) or fleet-v<N>: the learned fleet embedding, "
-                        "its ONNX model downloaded from --url (needs --url and --token)")
+                   help=f"{' or '.join(LOCAL_KINDS)} (default {LOGMEL_V1}), or fleet-v<N>: "
+                        "the learned fleet embedding, its ONNX model downloaded from --url "
+                        "(needs --url and --token); the sensor's kind")
     s.add_argument("--onnx-sha256", metavar="HEX", help="with --embedding fleet-v<N>: "
                    "refuse a model whose SHA-256 differs (pin the version you vetted)")
     s.add_argument("--onnx-cache", type=Path, metavar="DIR", help="keep the verified model "
@@ -116,9 +121,9 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--sensor-id {args.sensor_id!r} is not a sensor id (a UUID)"
     if args.command == "stream" and args.batch is not None and args.batch < 1:
         return "--batch must be at least 1"
-    if args.command == "stream" and args.embedding != LOGMEL_V1:
+    if args.command == "stream" and args.embedding not in LOCAL_KINDS:
         if fleet_version(args.embedding) is None:
-            return f"--embedding {args.embedding!r}: logmel-v1 or fleet-v<N>"
+            return f"--embedding {args.embedding!r}: {', '.join(LOCAL_KINDS)} or fleet-v<N>"
         if not args.url or not args.token:
             return "--embedding fleet-v<N> needs --url and --token to download its model"
     if args.command == "stream" and args.mqtt:
@@ -131,9 +136,10 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def _embedder(args: argparse.Namespace) -> Embed:
-    """logmel-v1, or the fleet embedding's verified ONNX model in onnxruntime."""
-    if args.embedding == LOGMEL_V1:
-        return embed_windows
+    """A built-in kind's window embedder, or the fleet embedding's verified ONNX model in
+    onnxruntime."""
+    if args.embedding in LOCAL_KINDS:
+        return WINDOW_EMBEDDERS[args.embedding]
     from ingest.fleet_onnx import OnnxEmbedder, download
 
     blob = download(args.url, args.token, args.embedding, expected_sha256=args.onnx_sha256,

@@ -1,6 +1,6 @@
 """`/v1/machines/{id}/spectrogram`: what a range sounded like, as a picture (PNG) or a
-matrix (JSON) — from stored audio, or coarsely from logmel-v1 band means where only
-windows were kept (`source` says which)."""
+matrix (JSON) — from stored audio, or coarsely from logmel-v1 band means (also the first
+64 values of logmel-gwrp-v1) where only windows were kept (`source` says which)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import AwareDatetime
 
 from ingest import spectrogram
 from ingest.audio_store import held_ranges, read_audio
-from ingest.features import LOGMEL_V1, LOGMEL_V1_H250
+from ingest.features import LOGMEL_GWRP_V1, LOGMEL_V1, LOGMEL_V1_H250
 from ingest.store import read_windows
 from service.api.audio import check_range
 from service.deps import ConnDep, ReaderDep, SettingsDep, require_machine
@@ -26,7 +26,8 @@ from service.settings import Settings
 
 router = APIRouter(tags=["audio"])
 SOURCE_HEADER = "Earshot-Spectrogram-Source"
-BAND_KINDS = (LOGMEL_V1, LOGMEL_V1_H250)  # vectors whose first 64 values are band means
+# Vectors whose first 64 values are logmel-v1 band means.
+BAND_KINDS = (LOGMEL_V1, LOGMEL_V1_H250, LOGMEL_GWRP_V1)
 MAX_SENSORS = 100
 _ANSWERS: dict[int | str, dict[str, Any]] = {200: {
     "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
