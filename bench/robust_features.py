@@ -24,7 +24,7 @@ from bench.quality import ScoredRecording, evaluate_scores
 from bench.robust_audio import NORMALISED, VARIANTS, Variant, load_variant
 from bench.robustness import TRAIN_HOP_S, Case, bldc_speed_cases, dcase2023_cases, dev_cases
 from detectors import registry
-from ingest.features import embed_windows
+from ingest.features import LOGMEL_GWRP_V1, embed_windows, embed_windows_gwrp
 
 Frames = np.ndarray
 
@@ -56,8 +56,10 @@ def level_centred(frames: Frames) -> np.ndarray:
 
 FEATURES: dict[str, Callable[[Frames], np.ndarray]] = {
     "logmel-v1": embed_windows, "pcen": pcen_stats, "band std": band_std,
-    "level-centred": level_centred}
-DETECTORS = ("ecod", "knn", "domain_nn", "domain_mahalanobis", "iforest")
+    "level-centred": level_centred,
+    # The service's own pooled kind (ingest.features): GWRP front-end of TWFR-GMM.
+    LOGMEL_GWRP_V1: embed_windows_gwrp}
+DETECTORS = ("ecod", "knn", "domain_nn", "domain_mahalanobis", "iforest", "gmm")
 # Score ensembles (logmel-v1): the mean of each detector's score standardised by its own
 # held-out normal scores, so detectors on different scales weigh alike.
 ENSEMBLES = (("ecod", "domain_nn"), ("ecod", "iforest"),
@@ -245,9 +247,12 @@ normalisation of the same mel frames (librosa.pcen defaults, per 1 s window), th
 answer to stationary background noise; *band std*: logmel-v1's 64 band standard deviations
 alone (blind to a steady change of spectral envelope such as load or a constant
 background); *level-centred*: logmel-v1 with each window's mean level taken off its band
-means. **Detectors**: {", ".join(DETECTORS)} (registry defaults, conditions given as in the
-robustness section). **Score ensembles** on logmel-v1: the mean of each detector's scores
-standardised by its own held-out normal scores (0 at their median, 1 at their 95th
-percentile). The second table places each DCASE 2023 test clip
-against its set's two training clips, with the operating attributes its file name gives.
+means; *{LOGMEL_GWRP_V1}*: the service's pooled kind (`ingest.features`), per band the mean
+and the global weighted ranking pooling (r = 0.9) of the frames ranked loudest-first and
+quietest-first, the front-end of TWFR-GMM (meant for gmm). **Detectors**:
+{", ".join(DETECTORS)} (registry defaults, conditions given as in the robustness section).
+**Score ensembles** on logmel-v1: the mean of each detector's scores standardised by its own
+held-out normal scores (0 at their median, 1 at their 95th percentile). The second table
+places each DCASE 2023 test clip against its set's two training clips, with the operating
+attributes its file name gives.
 """
