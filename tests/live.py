@@ -18,12 +18,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from service.settings import Settings
+from tests import db as test_db
+from tests.conftest import ADMIN_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
@@ -113,6 +117,37 @@ class LiveApi:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+
+
+@dataclass(frozen=True)
+class ClonedApi:
+    """A live API on a database of its own, a connection to that database and an admin
+    client of the API."""
+
+    url: str
+    settings: Settings
+    db: psycopg.Connection
+    admin: httpx.Client
+
+
+@contextmanager
+def api_on_clone(base_settings: Settings, log_dir: Path,
+                 timeout_s: float = 30.0) -> Iterator[ClonedApi]:
+    """A module's API on a clone of the template database (starting the API costs
+    seconds, so tests of a module share it; sensors keep them apart), dropped afterwards."""
+    name = test_db.clone(base_settings)
+    settings = base_settings.model_copy(
+        update={"database_url": test_db.database_url(base_settings, name)})
+    api = LiveApi(settings, log_dir)
+    try:
+        url = api.start()
+        with psycopg.connect(settings.resolved_database_url(), autocommit=True) as db, \
+                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                             timeout=timeout_s) as admin:
+            yield ClonedApi(url, settings, db, admin)
+    finally:
+        api.stop()
+        test_db.drop(base_settings, name)
 
 
 class Mosquitto:

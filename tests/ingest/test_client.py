@@ -41,9 +41,8 @@ from ingest.store import read_windows
 from service.db import make_pool
 from service.mqtt_bridge import Bridge
 from service.settings import Settings
-from tests import db as test_db
-from tests.conftest import ADMIN_KEY, DATA_DIR
-from tests.live import ROOT, LiveApi, Mosquitto, wait_until
+from tests.conftest import DATA_DIR
+from tests.live import ROOT, ClonedApi, LiveApi, Mosquitto, api_on_clone, wait_until
 
 BLDC_44K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1400rpm.wav"
 BLDC_16K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1450rpm.wav"
@@ -59,33 +58,12 @@ class Sensor:
     token: str
 
 
-@dataclass(frozen=True)
-class Shared:
-    """One API process and database for the tests that need no special server: starting
-    the API costs seconds, sensors keep the tests apart."""
-
-    url: str
-    settings: Settings
-    db: psycopg.Connection
-    admin: httpx.Client
-
-
 @pytest.fixture(scope="module")
 def shared(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Shared]:
-    name = test_db.clone(base_settings)
-    settings = base_settings.model_copy(
-        update={"database_url": test_db.database_url(base_settings, name)})
-    api = LiveApi(settings, tmp_path_factory.mktemp("api"))
-    try:
-        url = api.start()
-        with psycopg.connect(settings.resolved_database_url(), autocommit=True) as db, \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                             timeout=30) as admin:
-            yield Shared(url, settings, db, admin)
-    finally:
-        api.stop()
-        test_db.drop(base_settings, name)
+           ) -> Iterator[ClonedApi]:
+    """One API process and database for the tests that need no special server."""
+    with api_on_clone(base_settings, tmp_path_factory.mktemp("api")) as api:
+        yield api
 
 
 def make_sensor(admin: httpx.Client) -> Sensor:
@@ -177,7 +155,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 
 def test_upload_folder_as_baseline_stores_windows_and_baselines(
-        shared: Shared, folder: Path) -> None:
+        shared: ClonedApi, folder: Path) -> None:
     sensor = make_sensor(shared.admin)
     start = start_us()
     code, out, err = finish(cli("upload", "--url", shared.url, "--sensor-id", str(sensor.id),
@@ -205,7 +183,7 @@ def test_upload_folder_as_baseline_stores_windows_and_baselines(
 
 
 def test_stream_cli_windows_equal_the_servers_audio_windows(
-        shared: Shared, capsys: pytest.CaptureFixture[str]) -> None:
+        shared: ClonedApi, capsys: pytest.CaptureFixture[str]) -> None:
     via_audio, via_stream = make_sensor(shared.admin), make_sensor(shared.admin)
     start = start_us()
     with SensorClient(shared.url, via_audio.id, via_audio.token) as client:
@@ -231,7 +209,7 @@ def test_stream_cli_windows_equal_the_servers_audio_windows(
 
 
 def test_a_refused_request_is_reported_not_retried(
-        shared: Shared, capsys: pytest.CaptureFixture[str]) -> None:
+        shared: ClonedApi, capsys: pytest.CaptureFixture[str]) -> None:
     sensor, other = make_sensor(shared.admin), make_sensor(shared.admin)
     began = time.monotonic()
     code, _, err = run_cli(capsys, "stream", "--url", shared.url, "--sensor-id",
@@ -247,7 +225,7 @@ def test_a_refused_request_is_reported_not_retried(
     assert refused.value.problem["status"] == 422  # the RFC 9457 body, for the caller
 
 
-def test_a_retry_of_the_same_batch_stores_nothing_twice(shared: Shared) -> None:
+def test_a_retry_of_the_same_batch_stores_nothing_twice(shared: ClonedApi) -> None:
     sensor = make_sensor(shared.admin)
     samples, sr = sf.read(BLDC_16K, dtype="float32", always_2d=True)
     values = embed(samples, sr)
@@ -261,7 +239,7 @@ def test_a_retry_of_the_same_batch_stores_nothing_twice(shared: Shared) -> None:
 
 @pytest.mark.slow
 def test_stream_survives_an_api_that_starts_late_and_rate_limits(
-        shared: Shared, folder: Path, tmp_path: Path) -> None:
+        shared: ClonedApi, folder: Path, tmp_path: Path) -> None:
     """Connection refused for a while, then 429 + Retry-After from the real limiter: every
     window of three real files ends up stored exactly once."""
     sensor = make_sensor(shared.admin)
@@ -333,13 +311,13 @@ def running_bridge(settings: Settings, broker_url: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def bridge(shared: Shared, mosquitto: Mosquitto) -> Iterator[None]:
+def bridge(shared: ClonedApi, mosquitto: Mosquitto) -> Iterator[None]:
     with running_bridge(shared.settings, mosquitto.url):
         yield
 
 
 @pytest.mark.usefixtures("bridge")
-def test_stream_over_mqtt_reaches_the_database(shared: Shared, mosquitto: Mosquitto) -> None:
+def test_stream_over_mqtt_reaches_the_database(shared: ClonedApi, mosquitto: Mosquitto) -> None:
     sensor = make_sensor(shared.admin)
     start = start_us()
     sender = MqttSender(mosquitto.url, sensor.id, retry=RetryPolicy(give_up_after_s=30))
@@ -358,7 +336,7 @@ def test_stream_over_mqtt_reaches_the_database(shared: Shared, mosquitto: Mosqui
 
 
 def test_the_documented_mosquitto_acl_confines_a_sensor_to_its_topic(
-        shared: Shared, tmp_path: Path) -> None:
+        shared: ClonedApi, tmp_path: Path) -> None:
     """docs/mqtt.md's password + ACL setup, verbatim: the bridge reads, a sensor writes its
     own topic, and a publish to another sensor's topic is refused and reported."""
     sensor, other = make_sensor(shared.admin), make_sensor(shared.admin)
@@ -395,7 +373,7 @@ def test_the_documented_mosquitto_acl_confines_a_sensor_to_its_topic(
 
 
 def test_realtime_stream_sends_each_window_once_it_has_been_heard(
-        shared: Shared, tmp_path: Path) -> None:
+        shared: ClonedApi, tmp_path: Path) -> None:
     sensor = make_sensor(shared.admin)
     samples, sr = sf.read(BLDC_16K, dtype="float32", always_2d=True)
     clip = tmp_path / "clip.wav"
@@ -416,7 +394,7 @@ def test_realtime_stream_sends_each_window_once_it_has_been_heard(
     assert sent_at[0] >= 1.0 and sent_at[1] >= 2.0  # window k is complete at (k + 1) s
 
 
-def test_stream_sends_audio_that_agrees_with_its_windows(shared: Shared, folder: Path) -> None:
+def test_stream_sends_audio_that_agrees_with_its_windows(shared: ClonedApi, folder: Path) -> None:
     """--send-audio: windows first, then FLAC chunks of at least 3 s after the windows they
     cover; the server's windows from that audio agree with the sent ones (else 422), every
     sample of the three real files is held, and a re-run stores nothing twice."""

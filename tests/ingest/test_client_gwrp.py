@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -23,36 +22,18 @@ from ingest.codec import to_rfc3339
 from ingest.features import LOGMEL_GWRP_V1, embed
 from ingest.store import read_windows
 from service.settings import Settings
-from tests import db as test_db
-from tests.conftest import ADMIN_KEY, DATA_DIR
-from tests.live import LiveApi
+from tests.conftest import DATA_DIR
+from tests.live import ClonedApi, api_on_clone
 
 BLDC_44K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1400rpm.wav"  # 10 s, stereo
 DIM = 192
 
 
-@dataclass(frozen=True)
-class Api:
-    url: str
-    db: psycopg.Connection
-    admin: httpx.Client
-
-
 @pytest.fixture(scope="module")
-def api(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    name = test_db.clone(base_settings)
-    settings = base_settings.model_copy(
-        update={"database_url": test_db.database_url(base_settings, name)})
-    live = LiveApi(settings, tmp_path_factory.mktemp("api"))
-    try:
-        url = live.start()
-        with psycopg.connect(settings.resolved_database_url(), autocommit=True) as db, \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                             timeout=30) as admin:
-            yield Api(url, db, admin)
-    finally:
-        live.stop()
-        test_db.drop(base_settings, name)
+def api(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[ClonedApi]:
+    with api_on_clone(base_settings, tmp_path_factory.mktemp("api")) as live:
+        yield live
 
 
 def make_sensor(admin: httpx.Client, kind: str = LOGMEL_GWRP_V1) -> tuple[str, str]:
@@ -83,7 +64,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 def test_streamed_pooled_windows_equal_the_servers_from_the_same_audio(
-        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+        api: ClonedApi, capsys: pytest.CaptureFixture[str]) -> None:
     (via_audio, audio_token), (via_stream, token) = make_sensor(api.admin), make_sensor(api.admin)
     start_us = (int(datetime.now(UTC).timestamp()) - 3600) * 1_000_000
     with SensorClient(api.url, UUID(via_audio), audio_token) as client:
@@ -109,7 +90,7 @@ def test_streamed_pooled_windows_equal_the_servers_from_the_same_audio(
 
 
 def test_kinds_the_client_cannot_stream_or_the_sensor_does_not_take_are_refused(
-        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+        api: ClonedApi, capsys: pytest.CaptureFixture[str]) -> None:
     sensor, token = make_sensor(api.admin)
     common = ("--url", api.url, "--sensor-id", sensor, "--token", token, "--quiet")
     code, _, err = run_cli(capsys, "stream", *common, "--embedding", "logmel-v1-h250",

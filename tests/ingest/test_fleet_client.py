@@ -27,9 +27,8 @@ from service.db import make_pool
 from service.fleet import train as fleet_train
 from service.queries import fleet_embeddings as q
 from service.settings import Settings
-from tests import db as test_db
-from tests.conftest import ADMIN_KEY, DATA_DIR
-from tests.live import LiveApi
+from tests.conftest import DATA_DIR
+from tests.live import api_on_clone
 
 ESC10 = DATA_DIR / "esc10"
 TRAIN_CLIPS = {"pump": ["esc10__chainsaw__1-19898-A.ogg", "esc10__chainsaw__1-19898-B.ogg"],
@@ -65,30 +64,20 @@ def _upload(admin: httpx.Client, sensor: str, path: Path, start: datetime) -> No
 def fleet(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A live API whose database holds fleet embedding version 1, trained (in this process,
     as a worker would) on real ESC-10 audio of two machines."""
-    name = test_db.clone(base_settings)
-    settings = base_settings.model_copy(
-        update={"database_url": test_db.database_url(base_settings, name)})
-    api = LiveApi(settings, tmp_path_factory.mktemp("api"))
-    try:
-        url = api.start()
-        with psycopg.connect(settings.resolved_database_url(), autocommit=True) as db, \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                             timeout=60) as admin, make_pool(settings) as pool:
-            at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-            for clips in TRAIN_CLIPS.values():
-                sensor, _ = _sensor(admin, "logmel-v1")
-                for clip in clips:
-                    _upload(admin, sensor, ESC10 / clip, at)
-                    at += timedelta(seconds=10)
-            queued = admin.post("/v1/fleet/embedding/train",
+    with api_on_clone(base_settings, tmp_path_factory.mktemp("api"), timeout_s=60) as api, \
+            make_pool(api.settings) as pool:
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+        for clips in TRAIN_CLIPS.values():
+            sensor, _ = _sensor(api.admin, "logmel-v1")
+            for clip in clips:
+                _upload(api.admin, sensor, ESC10 / clip, at)
+                at += timedelta(seconds=10)
+        queued = api.admin.post("/v1/fleet/embedding/train",
                                 json={"max_epochs": 2, "max_windows": 100})
-            assert queued.status_code == 202, queued.text
-            ran = fleet_train.run_one(settings, pool)
-            assert ran is not None and ran[1] == 1
-            yield Fleet(url, settings, db, admin)
-    finally:
-        api.stop()
-        test_db.drop(base_settings, name)
+        assert queued.status_code == 202, queued.text
+        ran = fleet_train.run_one(api.settings, pool)
+        assert ran is not None and ran[1] == 1
+        yield Fleet(api.url, api.settings, api.db, api.admin)
 
 
 def _stored(conn: psycopg.Connection, sensor: str) -> tuple[list[datetime], np.ndarray]:
