@@ -284,7 +284,8 @@ benchmark, not repeated here): per-window mean-removed log-mel, Global Weighted 
 Pooling of log-mel frames (r = 0.95, 0.5, plus the quietest frames), and band contrast
 against a median-smoothed spectrum, each with ECOD, kNN and nearest k-means centre: none
 beat logmel-v1 under noise (at 0 dB SNR 0.57-0.71 mean AUC against logmel-v1's 0.67-0.76),
-so logmel-v1 stays the recommended embedding.
+so logmel-v1 stays the recommended embedding. GWRP pooling has since become a selectable
+kind, `logmel-gwrp-v1`, measured with every detector in the robust_features section.
 
 **False alerts**: DCASE 2020 machine id_00 (75 normal 10 s recordings): train on the first
 7, 20 or 40, score the last {n_test} back to back through the service's alert engine with
