@@ -241,10 +241,15 @@ def test_a_retry_of_the_same_batch_stores_nothing_twice(shared: ClonedApi) -> No
 def test_stream_survives_an_api_that_starts_late_and_rate_limits(
         shared: ClonedApi, folder: Path, tmp_path: Path) -> None:
     """Connection refused for a while, then 429 + Retry-After from the real limiter: every
-    window of three real files ends up stored exactly once."""
+    window of three real files ends up stored exactly once.
+
+    The limit is low enough that the 429s do not depend on the client's speed: at 2
+    requests a second after a burst of 4, the 25 one-window requests see no 429 only if
+    each took half a second, embedding included (at the former 5/s with a burst of 5,
+    0.2 s each, which a loaded machine reaches). Each 429 costs a 1 s Retry-After."""
     sensor = make_sensor(shared.admin)
-    api = LiveApi(shared.settings, tmp_path, EARSHOT_RATE_LIMIT_PER_S="5",
-                  EARSHOT_RATE_LIMIT_BURST="5")
+    api = LiveApi(shared.settings, tmp_path, EARSHOT_RATE_LIMIT_PER_S="2",
+                  EARSHOT_RATE_LIMIT_BURST="4")
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
