@@ -15,9 +15,11 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from service.queries.scores import LISTEN_INGEST
 from service.scoring.scorer import Scorer
 from service.settings import Settings
 from service.training import models as training_models
+from tests.live import wait_until
 from tests.service.scoring.conftest import WorkerThread
 from tests.service.scoring.factories import activate_model, bldc, ingest, make_machine
 
@@ -116,25 +118,47 @@ def test_two_workers_at_once_score_everything_once(
     assert len(busy) == 2, "both workers should have scored batches"
 
 
+def _listening(conn: psycopg.Connection) -> bool:
+    """The worker's LISTEN is registered: from here on no notification can be missed."""
+    conn.commit()
+    row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                       "current_database() AND query = %s", (LISTEN_INGEST,)).fetchone()
+    return row is not None and row[0] > 0
+
+
 def test_worker_wakes_on_notify(conn: psycopg.Connection, settings: Settings,
                                 pool: ConnectionPool, workers: list[WorkerThread]) -> None:
-    """Latency from the ingest commit to the committed score, poll fallback 1 s."""
+    """Latency from the ingest commit to the committed score once the worker is up. The
+    poll fallback is stretched to 30 s (past its validated 1 s cap, hence model_copy) so
+    that a window scored within seconds can only have been woken by its NOTIFY."""
     machine_id, (sensor,) = make_machine(conn)
     activate_model(conn, machine_id)
-    workers.append(WorkerThread(settings, pool))
+    workers.append(WorkerThread(settings.model_copy(update={"scoring_poll_s": 30.0}), pool))
     vectors = bldc("healthy", "test")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    time.sleep(0.3)  # the worker is listening and idle
     latencies = []
-    for i in range(10):
-        committed = time.perf_counter()
-        ingest(conn, sensor, start + timedelta(seconds=i), vectors[i:i + 1])
-        _wait_for_scores(conn, [machine_id], i + 1)
-        latencies.append(time.perf_counter() - committed)
-        time.sleep(0.05)
+    try:
+        # Start-up is not the latency under test: wait for the LISTEN, then score one
+        # window (which loads the detector) before measuring.
+        wait_until(lambda: _listening(conn), WAIT_S, "the worker's LISTEN")
+        ingest(conn, sensor, start - timedelta(seconds=1), vectors[:1])
+        _wait_for_scores(conn, [machine_id], 1)
+        for i in range(10):
+            committed = time.perf_counter()
+            ingest(conn, sensor, start + timedelta(seconds=i), vectors[i:i + 1])
+            _wait_for_scores(conn, [machine_id], i + 2)
+            latencies.append(time.perf_counter() - committed)
+            time.sleep(0.05)
+    finally:
+        # The stretched poll would also keep the idle worker from seeing `stop` for 30 s.
+        workers[0].stop.set()
+        conn.execute(f"NOTIFY {LISTEN_INGEST.split()[-1]}")
+        conn.commit()
+        workers[0].close()
     print(f"\ningest commit -> score: p50 {statistics.median(latencies) * 1e3:.0f} ms, "
           f"max {max(latencies) * 1e3:.0f} ms")
-    assert statistics.median(latencies) < 0.5  # well under the 1 s poll fallback
+    assert max(latencies) < 10.0  # every window woken by NOTIFY, none by the 30 s poll
+    assert statistics.median(latencies) < 0.5  # well under the default 1 s poll fallback
 
 
 def test_fault_recordings_flagged_far_more_often_than_held_out_healthy(
