@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY
+from tests.live import wait_until
 
 
 def _free_port() -> int:
@@ -81,24 +83,53 @@ def _wait_ready(base_url: str, proc: subprocess.Popen[str], timeout_s: float) ->
     raise AssertionError("earshot run did not become ready")
 
 
+class Output:
+    """`earshot run`'s combined output (its children's logs included), read as it comes:
+    an unread pipe would also block the children once it filled up."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self._stdout = proc.stdout
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self._stdout:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def count(self, fragment: str) -> int:
+        return sum(fragment in line for line in list(self.lines))
+
+
 @pytest.mark.slow
 def test_run_starts_everything_and_stops_cleanly_on_sigterm(tmp_path: Path,
                                                             settings: Settings) -> None:
     env = _env(tmp_path, EARSHOT_DATABASE_URL=str(settings.database_url))
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "run"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = Output(proc)
     try:
         started = time.monotonic()
         body = _wait_ready(f"http://127.0.0.1:{env['EARSHOT_PORT']}", proc, 60)
         ready_s = time.monotonic() - started
         assert body["timescaledb"]["license"] == "apache"
         assert ready_s < 30, f"ready after {ready_s:.1f}s"
-        time.sleep(2)  # let scheduler and bridge settle: none of them may exit on its own
+        # Every child up (the worker's scheduler, the bridge and the audio bridge
+        # subscribed) rather than a fixed pause that a loaded machine may not cover;
+        # generous, as it only guards against a hang.
+        wait_until(lambda: output.count("scheduler started") >= 1
+                   and output.count("subscribed to ") >= 2, 120, "every child to start")
         assert proc.poll() is None
+        assert "exited (" not in output.text()  # no child exited on its own
         proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        output.thread.join(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, output
-    assert "starting Mosquitto" in output
+    assert proc.returncode == 0, output.text()
+    assert "starting Mosquitto" in output.text()
