@@ -30,7 +30,11 @@ from tests import db as test_db
 from tests.conftest import ADMIN_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 60.0
+# Readiness waits (a process listening, healthy, subscribed) only guard against a hang: a
+# process that exits fails the wait at once. Generous, because a fresh, loaded 2-core CI
+# machine starting several Python processes at once (cold imports) takes far longer than
+# a warm one.
+START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 10.0
 
 
@@ -211,8 +215,13 @@ class BridgeProcess:
     def wait_subscribed(self, times: int = 1) -> None:
         """Until the log shows the `times`-th subscription (one per start): messages
         published before the bridge's session first subscribed go nowhere."""
-        wait_until(lambda: self.log_text().count("subscribed to") >= times, self.wait_s,
-                   f"`earshot {self.command}` to subscribe")
+        def subscribed() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"`earshot {self.command}` exited with {self.proc.returncode}: "
+                            f"{self.log_text()[-2000:]}")
+            return self.log_text().count("subscribed to") >= times
+
+        wait_until(subscribed, self.wait_s, f"`earshot {self.command}` to subscribe")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup; whatever was received but not acknowledged is in flight."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from tests.live import ROOT, free_port, port_open, stop_process, wait_until
+from tests.live import ROOT, START_TIMEOUT_S, free_port, port_open, stop_process, wait_until
 
 DASK = Path(sys.executable).parent / "dask"
 
@@ -33,12 +33,12 @@ class DaskCluster:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.scheduler = self._spawn("scheduler", ["scheduler", "--host", "127.0.0.1",
                                                    "--port", str(self.port), "--no-dashboard"])
-        wait_until(lambda: port_open(self.port), 60, "the Dask scheduler")
+        wait_until(lambda: port_open(self.port), START_TIMEOUT_S, "the Dask scheduler")
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(workers):
             self.add_worker(f"w{i}")
         self.client = Client(self.address, timeout=30, set_as_default=False)
-        self.client.wait_for_workers(workers, timeout=90)
+        self.client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with (self.log_dir / f"dask-{name}.log").open("ab") as log:

@@ -13,7 +13,7 @@ import pytest
 
 from service.queries import leader as leader_queries
 from service.settings import Settings
-from tests.live import ROOT, service_env, stop_process, wait_until
+from tests.live import ROOT, START_TIMEOUT_S, service_env, stop_process, wait_until
 
 EARSHOT = Path(sys.executable).parent / "earshot"
 # Seconds instead of minutes: stale jobs, leases, leader polls and retries.
@@ -49,7 +49,7 @@ class Worker:
     def logged(self, fragment: str) -> int:
         return sum(fragment in message for message in self.messages())
 
-    def wait_started(self, timeout_s: float = 90.0) -> None:
+    def wait_started(self, timeout_s: float = START_TIMEOUT_S) -> None:
         def started() -> bool:
             if self.proc.poll() is not None:
                 pytest.fail(f"worker exited {self.proc.returncode}: {self.messages()[-20:]}")

@@ -19,7 +19,7 @@ import pytest
 from ingest.client import MqttSender
 from service.settings import Settings
 from service.supervisor import Child, Supervisor, bridge_client_id
-from tests.live import ROOT, Mosquitto, service_env, wait_until
+from tests.live import ROOT, START_TIMEOUT_S, Mosquitto, service_env, wait_until
 from tests.service.scoring.factories import make_machine
 
 pytestmark = pytest.mark.scale
@@ -75,7 +75,8 @@ def test_a_bridge_killed_mid_stream_loses_nothing_the_broker_acknowledged(
     try:
         for child in supervisor.children:
             wait_until(lambda c=child: any("subscribed to $share/earshot/" in m  # type: ignore
-                                           for m in messages(c)), 60, f"{child.name}")
+                                           for m in messages(c)), START_TIMEOUT_S,
+                       f"{child.name} to subscribe")
         sender = MqttSender(mosquitto.url, sensor)
         t0 = (int(time.time()) - 3600) * 1_000_000
         rng = np.random.default_rng(0)

@@ -25,7 +25,7 @@ import pytest
 
 from service.settings import Settings
 from service.supervisor import Supervisor
-from tests.live import Mosquitto, wait_until
+from tests.live import START_TIMEOUT_S, Mosquitto, wait_until
 from tests.scale.dask_cluster import DaskCluster, dask_cluster  # noqa: F401 (fixture)
 from tests.scale.procs import Worker, leader_pid
 from tests.scale.test_workers import fetch, one
@@ -128,13 +128,13 @@ def _started(workers: list[Worker], apis: list[Api], tender: Tender) -> None:
     for child in tender.supervisor.children:
         assert child.log_path is not None
         wait_until(lambda p=child.log_path: "subscribed to $share/earshot/" in p.read_text(  # type: ignore[misc]
-            errors="replace"), 60, f"{child.name} to subscribe", interval_s=0.2)
+            errors="replace"), START_TIMEOUT_S, f"{child.name} to subscribe", interval_s=0.2)
 
 
 def _training_leader(database_url: str, workers: list[Worker], cluster: DaskCluster
                      ) -> Worker:
     """The leader, once it has claimed a job and fits are running on Dask."""
-    wait_until(lambda: leader_pid(database_url) is not None, 30, "a leader")
+    wait_until(lambda: leader_pid(database_url) is not None, START_TIMEOUT_S, "a leader")
     leader = next(w for w in workers if w.pid == leader_pid(database_url))
     wait_until(lambda: leader.logged("training job ") > 0, 90, "the leader to claim a job")
     wait_until(lambda: cluster.running(KEY_PREFIX), 90, "fits running on Dask")
