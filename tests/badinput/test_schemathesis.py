@@ -27,13 +27,25 @@ from tests.conftest import ADMIN_KEY
 
 EXAMPLES = {GenerationMode.POSITIVE: 14, GenerationMode.NEGATIVE: 8}
 MIN_CASES = 1000
-BUDGET_S = 150.0
+# What is checked is the status and the body, never how fast: a case that times out on a
+# loaded machine (schemathesis's 10 s read timeout, the pool's 5 s wait for a connection
+# answered as 503) and passes when hypothesis replays it is reported as "Inconsistent
+# results". These only guard against a hang.
+REQUEST_TIMEOUT_S = 120.0
+DB_TIMEOUT_S = 60.0
 DESTRUCTIVE = re.compile(r"^DELETE |/token$")
 
 
 @pytest.fixture
-def pool(settings: Settings) -> Iterator[ConnectionPool]:
-    the_pool = make_pool(settings, autocommit=True)
+def patient(settings: Settings) -> Settings:
+    """No rate limit, and the database waits of a loaded machine are not outages."""
+    return settings.model_copy(update={"rate_limit_per_s": 1e6, "rate_limit_burst": 1_000_000,
+                                       "db_timeout_s": DB_TIMEOUT_S})
+
+
+@pytest.fixture
+def pool(patient: Settings) -> Iterator[ConnectionPool]:
+    the_pool = make_pool(patient, autocommit=True)
     the_pool.open(wait=True)
     try:
         yield the_pool
@@ -85,7 +97,8 @@ class Runner:
             self.prepare(case, label)
             self.cases += 1
             response = case.call_and_validate(
-                checks=[not_a_server_error, response_schema_conformance])
+                checks=[not_a_server_error, response_schema_conformance],
+                timeout=REQUEST_TIMEOUT_S)
             self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
 
         try:
@@ -98,23 +111,22 @@ class Runner:
             self.failures.append(f"{label} [{mode.value}]: {str(exc)[:1500]}")
 
 
-def test_generated_requests_never_5xx_and_match_the_schema(settings: Settings,
+def test_generated_requests_never_5xx_and_match_the_schema(patient: Settings,
                                                            pool: ConnectionPool) -> None:
-    fast = settings.model_copy(update={"rate_limit_per_s": 1e6, "rate_limit_burst": 1_000_000})
-    app = create_app(fast, pool=pool)
+    app = create_app(patient, pool=pool)
     with TestClient(app, raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
         runner = Runner(real_ids(client))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    # Every operation, however long a loaded machine takes: a wall-clock budget would make
+    # the number of cases (and which operations are covered) depend on the load.
     started = time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in EXAMPLES:
-            if time.monotonic() - started < BUDGET_S:
-                runner.run(operation, mode)
-    elapsed = time.monotonic() - started
-    print(f"\nschemathesis: {runner.cases} cases in {elapsed:.0f} s; statuses "
-          f"{dict(sorted(runner.statuses.items()))}")
+            runner.run(operation, mode)
+    print(f"\nschemathesis: {runner.cases} cases in {time.monotonic() - started:.0f} s; "
+          f"statuses {dict(sorted(runner.statuses.items()))}")
     assert not runner.failures, "\n\n".join(runner.failures)
     assert runner.cases >= MIN_CASES
     assert not [s for s in runner.statuses if s >= 500]
