@@ -22,7 +22,6 @@ import psycopg
 import pytest
 import soundfile as sf
 
-from ingest import client_cli
 from ingest.audio_shipper import AudioShipper
 from ingest.client import (
     BrokerRefusedError,
@@ -42,6 +41,7 @@ from service.db import make_pool
 from service.mqtt_bridge import Bridge
 from service.settings import Settings
 from tests.conftest import DATA_DIR
+from tests.ingest.sensor_cli import run_cli
 from tests.live import ROOT, ClonedApi, LiveApi, Mosquitto, api_on_clone, wait_until
 
 BLDC_44K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1400rpm.wav"
@@ -129,19 +129,6 @@ def conditions(conn: psycopg.Connection, machine_id: UUID) -> list[tuple[str, in
 def cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "service.cli", "sensor", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`earshot sensor ...` in-process (the subprocess form is tested once, for upload):
-    saves a Python start and the first-call warm-up of librosa per invocation."""
-    capsys.readouterr()
-    try:
-        client_cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:

@@ -16,13 +16,13 @@ import psycopg
 import pytest
 import soundfile as sf
 
-from ingest import client_cli
 from ingest.client import SensorClient
 from ingest.codec import to_rfc3339
 from ingest.features import LOGMEL_GWRP_V1, embed
 from ingest.store import read_windows
 from service.settings import Settings
 from tests.conftest import DATA_DIR
+from tests.ingest.sensor_cli import run_cli
 from tests.live import ClonedApi, api_on_clone
 
 BLDC_44K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1400rpm.wav"  # 10 s, stereo
@@ -50,17 +50,6 @@ def make_sensor(admin: httpx.Client, kind: str = LOGMEL_GWRP_V1) -> tuple[str, s
 def stored(db: psycopg.Connection, sensor: str) -> tuple[list[datetime], np.ndarray]:
     return read_windows(db, UUID(sensor), datetime(1970, 1, 1, tzinfo=UTC),
                         datetime.now(UTC) + timedelta(days=1), DIM)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        client_cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_streamed_pooled_windows_equal_the_servers_from_the_same_audio(
