@@ -79,7 +79,8 @@ def ensemble_scores(parts: Sequence[np.ndarray]) -> np.ndarray:
     return np.asarray(np.mean(np.column_stack(parts), axis=1))
 
 
-def _fit(case: Case, variant: Variant, feature: str, data_dir: Path) -> tuple[dict, list]:
+def _fit(case: Case, variant: Variant, feature: str, data_dir: Path,
+         names: Sequence[str] = DETECTORS) -> tuple[dict, list]:
     embed = FEATURES[feature]
     parts = [(embed(common.windows_at_hop(load_variant(c, variant, data_dir), TRAIN_HOP_S)),
               cond) for c, cond in case.train]
@@ -88,7 +89,7 @@ def _fit(case: Case, variant: Variant, feature: str, data_dir: Path) -> tuple[di
     tests = [(c.label, bad, embed(common.windows_at_hop(load_variant(c, variant, data_dir),
                                                         1.0))) for c, bad in case.test]
     detectors = {name: registry.build(name, {}, None).fit(X, conditions=conditions)
-                 for name in DETECTORS}
+                 for name in names}
     return detectors, tests
 
 
@@ -148,6 +149,7 @@ def measure_child(data_dir_s: str, quick: bool) -> dict:
 
 # --- where the DCASE 2023 test clips lie ---------------------------------------------------
 
+DIAGNOSED = ("ecod", "knn", "domain_nn")  # the detectors the placement table shows
 _ATTRIBUTES = re.compile(r"_(?:normal|anomaly)_\d+_(.+)\.wav$")
 
 
@@ -160,12 +162,12 @@ def attributes(path: str) -> str:
 def diagnose(case: Case, data_dir: Path) -> list[dict[str, Any]]:
     """Per test clip: its domain and attributes, and the median of its windows' scores over
     each logmel-v1 detector's threshold (above 1: the detector calls it anomalous)."""
-    detectors, tests = _fit(case, NORMALISED, "logmel-v1", data_dir)
+    detectors, tests = _fit(case, NORMALISED, "logmel-v1", data_dir, DIAGNOSED)
     train = ", ".join(attributes(c.path) for c, _ in case.train)
     out = []
     for (clip, bad), (_, _, vectors) in zip(case.test, tests, strict=True):
         ratios = {name: float(np.median(det.decision_function(vectors)) / det.threshold_)
-                  for name, det in detectors.items() if name in ("ecod", "knn", "domain_nn")}
+                  for name, det in detectors.items()}
         out.append({"case": case.name, "train": train, "anomaly": bad,
                     "domain": "target" if "_target_" in clip.path else "source",
                     "attributes": attributes(clip.path), "ratios": ratios})
@@ -222,12 +224,12 @@ def summary(rows: list[dict]) -> tuple[Table, str]:
 
 def diagnosis_table(diagnosis: list[dict]) -> Table:
     rows = [[d["case"], d["train"], "anomaly" if d["anomaly"] else "normal", d["domain"],
-             d["attributes"], *[fmt(d["ratios"][n]) for n in ("ecod", "knn", "domain_nn")]]
+             d["attributes"], *[fmt(d["ratios"][n]) for n in DIAGNOSED]]
             for d in diagnosis]
     return Table("DCASE 2023 (c), source only: each test clip against the two training clips "
                  "(median window score / threshold, logmel-v1; above 1 = called anomalous)",
                  ["set", "training clips' attributes", "test clip", "domain", "attributes",
-                  "ecod", "knn", "domain_nn"], rows)
+                  *DIAGNOSED], rows)
 
 
 def run(ctx: common.Context) -> Section:

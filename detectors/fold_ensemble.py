@@ -71,8 +71,12 @@ class FoldEnsemble(ClassifierMixin, BaseEstimator):
         # one (its column is then 0 in that model's vote).
         self.classes_ = np.asarray([str(c) for c in members[-1].classes_])
         self.members_ = members
-        self.n_members_ = len(members)
         return self
+
+    @property
+    def n_members_(self) -> int:
+        """Models whose probabilities each prediction averages (fold models + final)."""
+        return len(self.members_)
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self, "members_")

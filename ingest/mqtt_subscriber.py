@@ -23,6 +23,15 @@ from psycopg_pool import ConnectionPool
 from ingest.mqtt import BrokerAddress, connect_async, persistent_client
 
 
+def message_topic(message: mqtt.MQTTMessage) -> str:
+    """The message's topic, or the repr of its raw bytes when they are not UTF-8: such a
+    message is still dead-lettered and acknowledged, never stuck."""
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return repr(message._topic)
+
+
 class AckingSubscriber:
     """Subclasses set ``self._client.on_message`` and store what arrives; ``_acks`` tells
     the client which stored messages (generation, mid, qos) to acknowledge."""

@@ -37,7 +37,7 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from ingest.errors import IngestError
 from ingest.mqtt import START_PROPERTY, parse_mqtt_url, shared_filter
 from ingest.mqtt_store import InvalidMessage, TopicPattern
-from ingest.mqtt_subscriber import AckingSubscriber
+from ingest.mqtt_subscriber import AckingSubscriber, message_topic
 from ingest.store import record_ingest_error
 from service import audio_ingest
 from service.audio_ingest import AudioUpload
@@ -109,10 +109,7 @@ class AudioBridge(AckingSubscriber):
 
     def _on_message(self, _client: mqtt.Client, _userdata: object,
                     message: mqtt.MQTTMessage) -> None:
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = repr(message._topic)  # still dead-lettered and acked, never stuck
+        topic = message_topic(message)
         self._queue.put(AudioMessage(self._generation, message.mid, message.qos, topic,
                                      bytes(message.payload), start_property(message.properties)))
 

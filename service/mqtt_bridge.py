@@ -35,7 +35,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.mqtt import parse_mqtt_url, shared_filter
 from ingest.mqtt_store import DimCache, Inbound, TopicPattern, Validator, store_group
-from ingest.mqtt_subscriber import AckingSubscriber
+from ingest.mqtt_subscriber import AckingSubscriber, message_topic
 from service import logs
 from service.db import make_pool
 from service.settings import Settings, get_settings
@@ -75,10 +75,7 @@ class Bridge(AckingSubscriber):
 
     def _on_message(self, _client: mqtt.Client, _userdata: object,
                     message: mqtt.MQTTMessage) -> None:
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = repr(message._topic)  # still dead-lettered and acked, never stuck
+        topic = message_topic(message)
         # Blocks only if the broker ignores our Receive Maximum; that is backpressure.
         self._queue.put(Inbound(self._generation, message.mid, message.qos, topic,
                                 bytes(message.payload)))

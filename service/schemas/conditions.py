@@ -47,7 +47,7 @@ class ConditionIn(BaseModel):
 
     def resolved_name(self) -> str:
         """The name as a sensor would send it: attributes and attribute-spelled names
-        ("rpm=1800,load=high") in one canonical form (ingest.codec.attributes_name)."""
+        ("rpm=1800,load=high") in one canonical form (ingest.conditions.attributes_name)."""
         if self.name is None:
             return attributes_name(self.attributes)
         return canonical_condition(self.name)[0]

@@ -35,8 +35,8 @@ class MachineModels:
 
     def for_batches(self, conn: psycopg.Connection,
                     batches: list[q.ClaimedBatch]) -> dict[UUID, Any]:
-        wanted = {b.machine_id: self._version_of(b) for b in batches
-                  if b.machine_id is not None and self._version_of(b) is not None}
+        wanted = {b.machine_id: version for b in batches
+                  if b.machine_id is not None and (version := self._version_of(b)) is not None}
         found: dict[UUID, Any] = {}
         for machine_id, version in wanted.items():
             cached = self._loaded.get(machine_id)

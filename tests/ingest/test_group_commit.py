@@ -7,7 +7,6 @@ import asyncio
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -18,9 +17,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.group_commit import GroupCommitter
 from ingest.store import InsertResult, SensorBatch, UnknownSensorError, insert_windows
-from service import security
 from service.db import make_pool
 from service.settings import Settings
+from tests.service.scoring.factories import make_machine
 
 DIM = 4
 US = 1_000_000
@@ -38,16 +37,7 @@ def api_pool(settings: Settings) -> Iterator[ConnectionPool]:
 
 
 def make_sensor(conn: psycopg.Connection) -> UUID:
-    machine = conn.execute("INSERT INTO machines (name, kind) VALUES (%s, 'pump') RETURNING id",
-                           (f"m-{uuid.uuid4().hex[:8]}",)).fetchone()
-    assert machine is not None
-    row = conn.execute(
-        "INSERT INTO sensors (machine_id, name, embedding_kind, dim, token_hash) "
-        "VALUES (%s, 'mic', 'vendor', %s, %s) RETURNING id",
-        (machine[0], DIM, security.digest(security.new_token("est_")))).fetchone()
-    assert row is not None
-    conn.commit()
-    return UUID(str(row[0]))
+    return make_machine(conn, kind="vendor", dim=DIM)[1][0]
 
 
 def batch(sensor: UUID, first_s: int, n: int) -> SensorBatch:

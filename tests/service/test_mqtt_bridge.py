@@ -30,11 +30,11 @@ from ingest.mqtt_store import (
     store_group,
 )
 from ingest.store import read_windows
-from service import security
 from service.settings import Settings
 from tests import db as test_db
 from tests.conftest import DATA_DIR
 from tests.live import BridgeProcess, Mosquitto, bridge_process, wait_until
+from tests.service.scoring.factories import make_machine
 
 BLDC_16K = DATA_DIR / "bldc" / "bldc_motor__healthy_M1_1450rpm.wav"
 DIM = 128
@@ -93,15 +93,7 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
 
 
 def make_sensor(conn: psycopg.Connection, dim: int = DIM) -> UUID:
-    machine = conn.execute("INSERT INTO machines (name, kind) VALUES (%s, 'pump') RETURNING id",
-                           (f"m-{uuid.uuid4().hex[:8]}",)).fetchone()
-    assert machine is not None
-    row = conn.execute(
-        "INSERT INTO sensors (machine_id, name, embedding_kind, dim, token_hash) "
-        "VALUES (%s, 'mic', 'logmel-v1', %s, %s) RETURNING id",
-        (machine[0], dim, security.digest(security.new_token("est_")))).fetchone()
-    assert row is not None
-    return UUID(str(row[0]))
+    return make_machine(conn, dim=dim)[1][0]
 
 
 def payload(times_us: np.ndarray, values: np.ndarray) -> str:
